@@ -1,0 +1,24 @@
+# Two commands (README): `make demo` runs the main job, `make test` runs the tests.
+# Each does the set-up (scripts/setup_env.sh) first; a second set-up returns in seconds.
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export HAND_MESH_VENV := $(VENV)
+# DDS traffic stays on loopback, always.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+INPUT ?= ../shared/data/hands/mediapipe_samples/hand_landmarker_test_video.mp4
+
+.PHONY: setup test demo bench clean
+setup:
+	bash scripts/setup_env.sh
+
+test: setup
+	$(PY) -m pytest -q test $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m hand_mesh_ros.demo --input $(INPUT) $(DEMO_ARGS)
+
+bench: setup
+	$(PY) benchmarks/bench_pipeline.py --input $(INPUT)
+
+clean:
+	rm -rf $(VENV) build install log *.egg-info

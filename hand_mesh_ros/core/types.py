@@ -1,0 +1,164 @@
+"""Plain data types passed between the pipeline stages (ROS-free).
+
+Conventions used everywhere in ``hand_mesh_ros.core``:
+
+* Image pixels: ``(u, v)`` with ``u`` to the right, ``v`` down, origin at the top-left
+  pixel's top-left corner (OpenCV), float [px].
+* 3D: the camera **optical frame** (REP 103 / REP 105 ``*_optical_frame``): x right, y down,
+  z forward, metres.
+* 21 hand joints in OpenPose / MediaPipe order: 0 wrist; 1-4 thumb CMC, MCP, IP, tip;
+  5-8 index MCP, PIP, DIP, tip; 9-12 middle; 13-16 ring; 17-20 pinky.
+* Side: ``LEFT = 0``, ``RIGHT = 1`` (same values as ``hand_mesh_msgs/HandMesh``); always the
+  true side of the person's hand, never a mirrored-camera label.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+LEFT = 0
+RIGHT = 1
+SIDE_NAMES = {LEFT: "left", RIGHT: "right"}
+
+TRANSLATION_ASSUMED = 0
+TRANSLATION_INTRINSICS = 1
+TRANSLATION_DEPTH = 2
+
+NUM_JOINTS = 21
+
+#: 21 joint names in OpenPose/MediaPipe order; used for TF frame names and JSON.
+JOINT_NAMES = (
+    "wrist",
+    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
+    "index_mcp", "index_pip", "index_dip", "index_tip",
+    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
+    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
+    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
+)
+
+#: Parent of each of the 21 OpenPose joints (-1 for the wrist); skeleton lines and TF tree.
+JOINT_PARENTS = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
+
+
+@dataclass
+class Detection:
+    """One hand found by a detector in one image.
+
+    Attributes:
+        side: ``LEFT`` (0) or ``RIGHT`` (1), the true side for the camera as configured.
+        score: detection confidence in [0, 1].
+        bbox: (4,) float32 ``x_min, y_min, x_max, y_max`` [px].
+        keypoints_2d: (21, 2) float32 ``(u, v)`` [px], OpenPose order.
+        keypoints_3d: (21, 3) float32 metric keypoints [m] in a camera-aligned frame whose
+            origin is arbitrary (MediaPipe world landmarks: hand centre), or ``None`` when
+            the detector gives none.
+    """
+
+    side: int
+    score: float
+    bbox: np.ndarray
+    keypoints_2d: np.ndarray
+    keypoints_3d: Optional[np.ndarray] = None
+
+
+@dataclass
+class CameraIntrinsics:
+    """Pinhole intrinsics of a (rectified) image, from ``sensor_msgs/CameraInfo`` ``K``.
+
+    Attributes:
+        fx, fy: focal lengths [px]; cx, cy: principal point [px].
+        width, height: image size [px].
+        assumed: True when not measured (no CameraInfo): see ``assumed_for``.
+    """
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+    assumed: bool = False
+
+    #: Horizontal field of view assumed when no CameraInfo is given [deg]: a typical
+    #: webcam / RealSense colour stream (60-70 deg); documented in the README.
+    ASSUMED_HFOV_DEG = 60.0
+
+    @classmethod
+    def assumed_for(cls, width: int, height: int) -> "CameraIntrinsics":
+        """Intrinsics assumed for an image with no CameraInfo: 60 deg horizontal FOV,
+        square pixels, principal point at the image centre."""
+        f = 0.5 * width / np.tan(np.deg2rad(cls.ASSUMED_HFOV_DEG) / 2.0)
+        return cls(f, f, width / 2.0, height / 2.0, int(width), int(height), assumed=True)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad value if the intrinsics cannot be used
+        (non-finite or non-positive focal length, non-finite principal point, empty size)."""
+        vals = dict(fx=self.fx, fy=self.fy, cx=self.cx, cy=self.cy)
+        for k, v in vals.items():
+            if not np.isfinite(v):
+                raise ValueError(f"camera intrinsics: {k} is not finite ({v})")
+        if self.fx <= 0 or self.fy <= 0:
+            raise ValueError(f"camera intrinsics: focal length must be > 0 (fx={self.fx}, fy={self.fy})")
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"camera intrinsics: empty image size {self.width}x{self.height}")
+
+    @property
+    def K(self) -> np.ndarray:
+        """(3, 3) float64 camera matrix."""
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], np.float64)
+
+
+@dataclass
+class Hand:
+    """One hand in 3D, everything in the camera optical frame [m] (see module docstring).
+
+    Attributes:
+        side, score, bbox, keypoints_2d: as in ``Detection`` (detector output).
+        track_id: stable id across frames (``tracking.HandTracker``); 0 before tracking.
+        global_orient: (3,) float32 MANO root rotation, axis-angle [rad], camera frame.
+        hand_pose: (45,) float32 15 MANO finger rotations, axis-angle [rad].
+        betas: (10,) float32 MANO shape coefficients.
+        transl: (3,) float32 translation added to the model output (model frame -> camera).
+        vertices: (V, 3) float32 mesh vertices [m].
+        joints: (21, 3) float32 joints, OpenPose order [m].
+        joint_rotations: (21, 3, 3) float32 global orientation of each joint's frame in the
+            camera frame, from the kinematic chain (tips take their parent's rotation).
+        translation_source: TRANSLATION_ASSUMED / _INTRINSICS / _DEPTH.
+        hand_model: "mano" or "builtin".
+        fit_error: RMS 3D residual of the model fit to the detector's keypoints [m] (nan if n/a).
+    """
+
+    side: int
+    score: float
+    bbox: np.ndarray
+    keypoints_2d: np.ndarray
+    global_orient: np.ndarray
+    hand_pose: np.ndarray
+    betas: np.ndarray
+    transl: np.ndarray
+    vertices: np.ndarray
+    joints: np.ndarray
+    joint_rotations: np.ndarray
+    translation_source: int
+    hand_model: str
+    track_id: int = 0
+    fit_error: float = float("nan")
+
+
+@dataclass
+class FrameResult:
+    """Output of the pipeline for one image.
+
+    Attributes:
+        hands: the hands found (possibly empty), at most ``max_hands``.
+        faces: (F, 3) int64 triangle indices of the hand model, right-hand winding; a left
+            hand's mesh uses ``faces[:, ::-1]`` (see ``HandModel.faces_for``).
+        intrinsics: the intrinsics used to place the hands.
+        timings_ms: wall time per stage, e.g. {"detect": 12.1, "regress": 3.2, ...}.
+    """
+
+    hands: List[Hand]
+    intrinsics: CameraIntrinsics
+    timings_ms: dict = field(default_factory=dict)
