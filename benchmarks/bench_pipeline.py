@@ -1,0 +1,172 @@
+"""Benchmark: MediaPipe detection alone vs the whole hand-mesh pipeline, on the same frames.
+
+Usage::
+
+    python benchmarks/bench_pipeline.py --input VIDEO [--max-frames N] [--warmup K] [--device cpu]
+    make bench
+
+Two passes over the same decoded frames (RGB, in memory), one after the other, each with
+a fresh MediaPipe graph in tracking (video) mode:
+
+1. detection alone: ``MediaPipeHandDetector.detect`` (the pipeline's own detector class,
+   same settings) timed per frame;
+2. whole pipeline: ``HandMeshPipeline.process`` (detect + track + fit + place, per-stage
+   times from ``FrameResult.timings_ms``) plus building the ``hand_mesh_msgs/HandMeshArray``
+   with ``hand_mesh_ros.ros.messages`` (and serializing it, as rclpy does before sending),
+   timed per frame. The overlay render (``core.render``, off by default in the node) is
+   timed too but not counted in "whole".
+
+Statistics are ms per frame (mean, p50, p90) over all frames after the first ``--warmup``
+(graph start-up, first allocations); the last line gives whole / detection.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def read_frames(path: str, max_frames: int) -> List[np.ndarray]:
+    """Decode up to ``max_frames`` frames (0 = all) as (H, W, 3) uint8 RGB."""
+    from hand_mesh_ros.frames import FrameSource, InputError
+
+    try:
+        frames = [f.image for f in FrameSource(path, max_frames or None)]
+    except InputError as e:
+        raise SystemExit(f"bench_pipeline: {e}")
+    if not frames:
+        raise SystemExit(f"bench_pipeline: no frames in {path}")
+    return frames
+
+
+def stats(ms: List[float]) -> Dict[str, float]:
+    a = np.asarray(ms, np.float64)
+    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90))}
+
+
+def bench_detection(frames, args) -> List[float]:
+    from hand_mesh_ros.core.detectors.mediapipe_hands import MediaPipeHandDetector
+
+    det = MediaPipeHandDetector(max_hands=args.max_hands, min_score=args.min_score, static_image_mode=False)
+    times = []
+    try:
+        for img in frames:
+            t0 = time.perf_counter()
+            det.detect(img)
+            times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        det.close()
+    return times
+
+
+def _message_builder():
+    """(build, serialize) callables, or None with the reason when ROS messages are missing."""
+    try:
+        from rclpy.serialization import serialize_message
+        from std_msgs.msg import Header
+
+        from hand_mesh_ros.ros import messages
+    except ImportError as e:  # no rclpy / hand_mesh_msgs in this environment
+        return None, f"message building not measured ({e})"
+
+    def build(hands):
+        h = Header(frame_id="camera_color_optical_frame")
+        h.stamp.sec, h.stamp.nanosec = 1, 0
+        return messages.hand_mesh_array(hands, h)
+
+    return (build, serialize_message), ""
+
+
+def bench_pipeline(frames, args):
+    from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
+    from hand_mesh_ros.core.render import render_overlay
+
+    pipe = HandMeshPipeline(PipelineConfig(detector="mediapipe", regressor="fit", device=args.device,
+                                           max_hands=args.max_hands, min_score=args.min_score,
+                                           static_image_mode=False))
+    builder, note = _message_builder()
+    rows: Dict[str, List[float]] = {}
+    hands_count = []
+    try:
+        for img in frames:
+            t0 = time.perf_counter()
+            res = pipe.process(img, None, camera="cam0")
+            t1 = time.perf_counter()
+            row = dict(res.timings_ms)
+            row["process (wall)"] = (t1 - t0) * 1e3
+            whole = row["process (wall)"]
+            if builder is not None:
+                build, serialize = builder
+                msg = build(res.hands)
+                t2 = time.perf_counter()
+                serialize(msg)
+                t3 = time.perf_counter()
+                row["message build"] = (t2 - t1) * 1e3
+                row["message serialize"] = (t3 - t2) * 1e3
+                whole = (t3 - t0) * 1e3
+            row["whole"] = whole
+            t4 = time.perf_counter()
+            render_overlay(img, res.hands, res.intrinsics, pipe.hand_model.faces_for)
+            row["overlay render (not in whole)"] = (time.perf_counter() - t4) * 1e3
+            for k, v in row.items():
+                rows.setdefault(k, []).append(v)
+            hands_count.append(len(res.hands))
+    finally:
+        pipe.close()
+    return rows, hands_count, note, pipe
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--input", required=True, help="video file")
+    ap.add_argument("--max-frames", type=int, default=0, help="0 = all frames")
+    ap.add_argument("--warmup", type=int, default=5, help="first frames left out of the statistics")
+    ap.add_argument("--device", default="cpu", help="torch device of the fit: auto | cpu | cuda")
+    ap.add_argument("--max-hands", type=int, default=2)
+    ap.add_argument("--min-score", type=float, default=0.5)
+    args = ap.parse_args(argv)
+    if not Path(args.input).exists():
+        print(f"bench_pipeline: input not found: {args.input}", file=sys.stderr)
+        return 2
+
+    import torch
+
+    frames = read_frames(args.input, args.max_frames)
+    if len(frames) <= args.warmup:
+        print(f"bench_pipeline: need more than --warmup={args.warmup} frames, got {len(frames)}", file=sys.stderr)
+        return 2
+    w = args.warmup
+    det_ms = bench_detection(frames, args)
+    rows, hands_count, note, pipe = bench_pipeline(frames, args)
+
+    h, wd = frames[0].shape[:2]
+    print(f"input: {args.input} ({len(frames)} frames {wd}x{h}; stats over frames {w}..{len(frames) - 1})")
+    print(f"hand model: {pipe.hand_model.name}, fit device: {pipe.device}, torch threads: {torch.get_num_threads()}, "
+          f"hands per frame (mean): {np.mean(hands_count[w:]):.2f}")
+    if note:
+        print(f"NOTE: {note}")
+    order = ["detect", "track", "regress", "place", "process (wall)", "message build", "message serialize",
+             "whole", "overlay render (not in whole)"]
+    table = [("detection alone (separate run)", stats(det_ms[w:]))]
+    table += [(f"pipeline: {k}", stats(rows[k][w:])) for k in order if k in rows]
+    table += [(f"pipeline: {k}", stats(v[w:])) for k, v in rows.items() if k not in order]
+    name_w = max(len(n) for n, _ in table)
+    print(f"{'stage (ms/frame)':<{name_w}}  {'mean':>8} {'p50':>8} {'p90':>8}")
+    for name, s in table:
+        print(f"{name:<{name_w}}  {s['mean']:8.2f} {s['p50']:8.2f} {s['p90']:8.2f}")
+    d, whole = stats(det_ms[w:]), stats(rows["whole"][w:])
+    print(f"whole / detection alone: mean {whole['mean'] / d['mean']:.2f}x, p50 {whole['p50'] / d['p50']:.2f}x "
+          f"(whole = {'process + message build + serialize' if not note else 'process only'}; "
+          f"{1e3 / whole['mean']:.1f} FPS vs {1e3 / d['mean']:.1f} FPS)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

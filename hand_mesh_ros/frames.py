@@ -1,0 +1,126 @@
+"""Frames of a video file, one image file or a folder of images — ROS-free input reading.
+
+Used by the offline CLI (``hand-mesh run``), the ``camera_publisher`` node and the
+benchmark, so that all three read a path the same way. Frames are (H, W, 3) uint8 RGB.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import numpy as np
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class InputError(Exception):
+    """The input cannot be used (missing, unreadable, empty); the message names the path."""
+
+
+@dataclass
+class Frame:
+    """One input frame.
+
+    Attributes:
+        index: 0-based position in the source.
+        image: (H, W, 3) uint8 RGB.
+        file: the image file (image and folder inputs), else None.
+        time_s: [s] from the start of the video (video inputs), else None.
+    """
+
+    index: int
+    image: np.ndarray
+    file: Optional[str] = None
+    time_s: Optional[float] = None
+
+
+class FrameSource:
+    """Frames of a video file, one image file, or a folder of images (sorted by name).
+
+    The input is checked when the source is made (not on the first frame); iterating again
+    starts from the first frame.
+
+    Args:
+        path: the input path.
+        max_frames: yield at most this many frames per pass (None: all).
+
+    Attributes:
+        is_video: True for a video file.
+        fps: the video's frame rate [Hz] from its container (None for images or unknown).
+
+    Raises:
+        InputError: the path does not exist, a folder holds no images, or a file is neither
+            a readable image nor a readable video. Iteration raises InputError for an
+            image file of a folder that cannot be decoded.
+    """
+
+    def __init__(self, path, max_frames: Optional[int] = None):
+        import cv2
+
+        self.path = Path(path)
+        self.max_frames = max_frames
+        self.fps: Optional[float] = None
+        self.is_video = False
+        self._files: List[Path] = []
+        if not self.path.exists():
+            raise InputError(f"input not found: {self.path}")
+        if self.path.is_dir():
+            self._files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+            if not self._files:
+                raise InputError(f"no images ({', '.join(IMAGE_EXTS)}) in folder: {self.path}")
+            return
+        if not os.access(self.path, os.R_OK):
+            raise InputError(f"cannot read input (permission denied): {self.path}")
+        if self.path.suffix.lower() in IMAGE_EXTS:
+            self._files = [self.path]
+            return
+        cap = cv2.VideoCapture(str(self.path))
+        ok = cap.isOpened() and cap.grab()
+        fps = cap.get(cv2.CAP_PROP_FPS) if ok else 0.0
+        cap.release()
+        if not ok:
+            if cv2.imread(str(self.path)) is not None:  # an image with an unusual extension
+                self._files = [self.path]
+                return
+            raise InputError(f"cannot read input as an image or a video: {self.path}")
+        self.is_video = True
+        self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
+
+    def __len__(self) -> int:
+        """Number of frames one pass yields (a video's count is the container's)."""
+        if self.is_video:
+            import cv2
+
+            cap = cv2.VideoCapture(str(self.path))
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            cap.release()
+        else:
+            n = len(self._files)
+        return n if self.max_frames is None else min(n, self.max_frames)
+
+    def __iter__(self) -> Iterator[Frame]:
+        import cv2
+
+        if self.is_video:
+            cap = cv2.VideoCapture(str(self.path))
+            try:
+                i = 0
+                while self.max_frames is None or i < self.max_frames:
+                    ok, bgr = cap.read()
+                    if not ok:
+                        break
+                    t = i / self.fps if self.fps else cap.get(cv2.CAP_PROP_POS_MSEC) / 1e3
+                    yield Frame(i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time_s=float(t))
+                    i += 1
+            finally:
+                cap.release()
+            return
+        for i, f in enumerate(self._files):
+            if self.max_frames is not None and i >= self.max_frames:
+                break
+            bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise InputError(f"cannot read image: {f}")
+            yield Frame(i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), file=str(f))

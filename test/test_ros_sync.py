@@ -1,0 +1,96 @@
+"""StampPairSynchronizer: approximate-time pairing (message_filters semantics)."""
+import threading
+
+import pytest
+
+pytest.importorskip("rclpy")
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+
+from hand_mesh_ros.ros.sync import StampPairSynchronizer, stamp_ns  # noqa: E402
+
+
+def _img(t: float) -> Image:
+    m = Image()
+    m.header.stamp.sec, m.header.stamp.nanosec = int(t), int(round((t % 1) * 1e9))
+    return m
+
+
+def _info(t: float) -> CameraInfo:
+    m = CameraInfo()
+    m.header.stamp.sec, m.header.stamp.nanosec = int(t), int(round((t % 1) * 1e9))
+    return m
+
+
+def _sync(queue_size=10, slop=0.05):
+    s = StampPairSynchronizer(2, queue_size, slop)
+    out = []
+    s.register_callback(lambda a, b: out.append((stamp_ns(a), stamp_ns(b), type(a), type(b))))
+    return s, out
+
+
+def test_exact_pairs_in_either_order():
+    s, out = _sync()
+    s.add(0, _img(1.0))
+    assert out == []
+    s.add(1, _info(1.0))
+    s.add(1, _info(2.0))
+    s.add(0, _img(2.0))
+    assert [(a, b) for a, b, *_ in out] == [(1_000_000_000,) * 2, (2_000_000_000,) * 2]
+    assert all(ta is Image and tb is CameraInfo for *_, ta, tb in out)
+
+
+def test_slop_is_respected():
+    s, out = _sync(slop=0.05)
+    s.add(0, _img(1.0))
+    s.add(1, _info(1.06))  # 60 ms apart: not paired
+    assert out == []
+    s.add(1, _info(1.03))  # 30 ms: paired with the image
+    assert [(a, b) for a, b, *_ in out] == [(1_000_000_000, 1_030_000_000)]
+
+
+def test_spread_equal_to_slop_is_not_paired():
+    s, out = _sync(slop=0.05)
+    s.add(0, _img(1.0))
+    s.add(1, _info(1.05))
+    assert out == []
+
+
+def test_nearest_candidate_wins_and_is_consumed():
+    s, out = _sync(slop=0.1)
+    s.add(1, _info(0.95))
+    s.add(1, _info(1.01))
+    s.add(0, _img(1.0))
+    assert [(a, b) for a, b, *_ in out] == [(1_000_000_000, 1_010_000_000)]
+    # 1.01 was consumed; the next image near it pairs with the leftover 0.95 only if in slop
+    s.add(0, _img(1.02))
+    assert [(a, b) for a, b, *_ in out][1] == (1_020_000_000, 950_000_000)
+
+
+def test_queue_size_drops_oldest():
+    s, out = _sync(queue_size=2, slop=0.01)
+    for t in (1.0, 2.0, 3.0):
+        s.add(0, _img(t))
+    s.add(1, _info(1.0))  # the image at 1.0 was pushed out
+    assert out == []
+    s.add(1, _info(3.0))
+    assert [(a, b) for a, b, *_ in out] == [(3_000_000_000,) * 2]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        StampPairSynchronizer(2, 0, 0.1)
+    with pytest.raises(ValueError):
+        StampPairSynchronizer(2, 5, 0.0)
+    with pytest.raises(ValueError):
+        StampPairSynchronizer(1, 5, 0.1)
+
+
+def test_threads_feeding_both_inputs():
+    s, out = _sync(queue_size=1000, slop=0.001)
+    n = 500
+    ts = [1.0 + 0.01 * i for i in range(n)]
+    a = threading.Thread(target=lambda: [s.input_callback(0)(_img(t)) for t in ts])
+    b = threading.Thread(target=lambda: [s.input_callback(1)(_info(t)) for t in ts])
+    a.start(), b.start()
+    a.join(), b.join()
+    assert len(out) == n and all(x == y for x, y, *_ in out)
