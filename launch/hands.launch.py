@@ -3,59 +3,101 @@
     ros2 launch hand_mesh_ros hands.launch.py image:=/camera/color/image_raw \
         camera_info:=/camera/color/camera_info rviz:=true
 
-Parameters come from config/hands.yaml (or ``params_file:=...``); the launch arguments
-below override the matching node parameters. ``image`` / ``camera_info`` are remappings of
-the node's input topics. For several cameras set ``image_topics`` in the YAML file.
+Parameters come from config/hands.yaml (or ``params_file:=...``). Every node parameter is
+also a launch argument of the same name; an argument left empty (the default) keeps the
+params file's value, a given one overrides it. (Launch defaults that repeat the YAML
+defaults would silently override a user's params file.) Strings are passed as strings;
+numbers, booleans and lists are read as YAML, like ``ros2 run ... -p name:=value``
+(``image_topics:="['/cam0/image_raw', '/cam1/image_raw']"``). ``image`` / ``camera_info``
+are remappings of the node's input topics (one camera; for several set ``image_topics``).
 """
 import os
 
-from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+#: node parameters whose launch argument is passed as a string, as typed.
+STRING_PARAMETERS = ("detector", "regressor", "device", "mano_model_dir", "checkpoint", "tf_prefix",
+                     "smoothing", "input_reliability")
+#: node parameters whose launch argument is read as YAML (int, double, bool, string list).
+YAML_PARAMETERS = ("batch_size", "max_hands", "min_score", "publish_faces", "publish_markers",
+                   "publish_overlay", "image_topics", "mirrored", "use_camera_info", "sync_slop")
+#: YAML parameters of type double: an integer argument ("1") is given as 1.0.
+DOUBLE_PARAMETERS = ("min_score", "sync_slop")
+DESCRIPTIONS = {
+    "detector": "hand detector (mediapipe)", "regressor": "MANO regressor: fit | hamer",
+    "device": "auto | cpu | cuda", "batch_size": "hand crops per regressor batch (>= 1)",
+    "max_hands": "hands kept per image (>= 1)", "min_score": "detection score threshold [0, 1]",
+    "mano_model_dir": "folder with MANO_RIGHT.pkl / MANO_LEFT.pkl",
+    "checkpoint": "regressor checkpoint (hamer)", "image_topics": "YAML list of image topics",
+}
+
+
+def parameter_overrides(values):
+    """Node parameter overrides from launch argument values.
+
+    Args:
+        values: {parameter name: launch argument string}; "" means "not given".
+    Returns:
+        {name: value} for the given arguments only: strings for ``STRING_PARAMETERS``,
+        YAML-parsed values for ``YAML_PARAMETERS`` (integers as floats for
+        ``DOUBLE_PARAMETERS``). Values are checked by the node at start-up.
+    Raises:
+        ValueError: a YAML argument that does not parse (the message names it).
+    """
+    import yaml
+
+    out = {}
+    for name, text in values.items():
+        if text == "":
+            continue
+        if name in STRING_PARAMETERS:
+            out[name] = text
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"launch argument '{name}': {text!r} is not valid YAML ({e})") from None
+        if name in DOUBLE_PARAMETERS and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        out[name] = value
+    return out
+
+
+def _node_actions(context, share):
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    names = STRING_PARAMETERS + YAML_PARAMETERS
+    overrides = parameter_overrides({n: LaunchConfiguration(n).perform(context) for n in names})
+    return [Node(
+        package="hand_mesh_ros",
+        executable="hand_mesh_node",
+        name="hand_mesh_node",
+        output="screen",
+        parameters=[LaunchConfiguration("params_file").perform(context), overrides],
+        remappings=[("image", LaunchConfiguration("image").perform(context)),
+                    ("camera_info", LaunchConfiguration("camera_info").perform(context))],
+    )]
 
 
 def generate_launch_description():
+    from ament_index_python.packages import get_package_share_directory
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.conditions import IfCondition
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
     share = get_package_share_directory("hand_mesh_ros")
     args = [
         DeclareLaunchArgument("image", default_value="image", description="input image topic (remapping)"),
         DeclareLaunchArgument("camera_info", default_value="camera_info",
                               description="input CameraInfo topic (remapping)"),
-        DeclareLaunchArgument("detector", default_value="mediapipe", description="hand detector"),
-        DeclareLaunchArgument("regressor", default_value="fit", description="MANO regressor: fit | hamer"),
-        DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda"),
-        DeclareLaunchArgument("batch_size", default_value="8", description="hand crops per batch (>= 1)"),
-        DeclareLaunchArgument("mano_model_dir", default_value="",
-                              description="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl; empty = built-in hand"),
-        DeclareLaunchArgument("checkpoint", default_value="", description="regressor checkpoint (hamer)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hands.yaml"),
                               description="node parameters (YAML)"),
         DeclareLaunchArgument("rviz", default_value="false", description="open RViz with config/hands.rviz"),
     ]
-    node = Node(
-        package="hand_mesh_ros",
-        executable="hand_mesh_node",
-        name="hand_mesh_node",
-        output="screen",
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "detector": ParameterValue(LaunchConfiguration("detector"), value_type=str),
-                "regressor": ParameterValue(LaunchConfiguration("regressor"), value_type=str),
-                "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
-                "batch_size": ParameterValue(LaunchConfiguration("batch_size"), value_type=int),
-                "mano_model_dir": ParameterValue(LaunchConfiguration("mano_model_dir"), value_type=str),
-                "checkpoint": ParameterValue(LaunchConfiguration("checkpoint"), value_type=str),
-            },
-        ],
-        remappings=[
-            ("image", LaunchConfiguration("image")),
-            ("camera_info", LaunchConfiguration("camera_info")),
-        ],
-    )
+    args += [DeclareLaunchArgument(n, default_value="",
+                                   description=DESCRIPTIONS.get(n, n) + "; empty = params file value")
+             for n in STRING_PARAMETERS + YAML_PARAMETERS]
     rviz = Node(
         package="rviz2",
         executable="rviz2",
@@ -63,4 +105,4 @@ def generate_launch_description():
         arguments=["-d", os.path.join(share, "config", "hands.rviz")],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )
-    return LaunchDescription(args + [node, rviz])
+    return LaunchDescription(args + [OpaqueFunction(function=_node_actions, args=[share]), rviz])

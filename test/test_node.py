@@ -1,9 +1,10 @@
 """hand_mesh_node: parameters, config/launch consistency, and a two-process ROS test.
 
 (a) in-process: parameters declared / validated, config/hands.yaml loads through
-    ``--ros-args --params-file``, launch arguments map onto node parameters or remappings
-    (launch/hands.launch.py parsed with ``ast``: ``launch`` is not installable here), bad
-    input is skipped and counted.
+    ``--ros-args --params-file``, every parameter is a launch argument and launch arguments
+    reach the node typed (launch/hands.launch.py's ROS-free part imported, its structure
+    checked with ``ast``: ``launch`` is not installable here), bad input is skipped and
+    counted.
 (b) two processes on a real ROS graph (loopback only, private domain): ``camera_publisher``
     publishes real hand images / video frames, ``python -m hand_mesh_ros.node`` processes
     them, and this process checks /hands/mesh, /hands/markers and /tf.
@@ -138,58 +139,62 @@ def test_yaml_override_is_applied(ctx, tmp_path):
         n.destroy_node()
 
 
+def _load_launch_module():
+    """launch/hands.launch.py as a module (its launch / launch_ros imports are inside functions)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("hands_launch", LAUNCH_PATH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _call_name(call: ast.Call) -> str:
     f = call.func
     return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
 
 
-def _launch_config_name(expr):
-    """'x' for LaunchConfiguration('x') or ParameterValue(LaunchConfiguration('x'), ...)."""
-    if isinstance(expr, ast.Call) and _call_name(expr) == "ParameterValue":
-        expr = expr.args[0]
-    if isinstance(expr, ast.Call) and _call_name(expr) == "LaunchConfiguration":
-        return expr.args[0].value
-    return None
-
-
-def test_launch_arguments_map_to_parameters_or_remappings():
+def test_launch_declares_every_parameter_remapping_and_rviz():
+    launch = _load_launch_module()
+    per_param = launch.STRING_PARAMETERS + launch.YAML_PARAMETERS
+    assert sorted(per_param) == sorted(node_mod.PARAMETERS)  # every parameter, once
     tree = ast.parse(LAUNCH_PATH.read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
-    declared = {c.args[0].value: c for c in calls if _call_name(c) == "DeclareLaunchArgument"}
-    assert {"image", "camera_info", "detector", "regressor", "device", "batch_size",
-            "mano_model_dir", "checkpoint", "rviz"} <= set(declared)
-    nodes = {next(k.value.value for k in c.keywords if k.arg == "executable"): c
-             for c in calls if _call_name(c) == "Node"}
-    hm, rv = nodes["hand_mesh_node"], nodes["rviz2"]
-    kw = {k.arg: k.value for k in hm.keywords}
-    assert ast.literal_eval(kw["package"]) == "hand_mesh_ros"
-    param_of, files = {}, []
-    for item in kw["parameters"].elts:
-        if isinstance(item, ast.Dict):
-            for k, v in zip(item.keys, item.values):
-                param_of[_launch_config_name(v)] = k.value
-        else:
-            files.append(_launch_config_name(item))
-    remap_of = {_launch_config_name(t.elts[1]): t.elts[0].value for t in kw["remappings"].elts}
-    yaml_conf = yaml.safe_load(YAML_PATH.read_text())["hand_mesh_node"]["ros__parameters"]
-    node_inputs = {t for pair in node_mod.camera_topics(
-        node_mod.NodeParams(**{**yaml_conf})) for t in pair}
-    rviz_cond = [k.value for k in rv.keywords if k.arg == "condition"][0]
-    for arg, call in declared.items():
-        default = [k.value for k in call.keywords if k.arg == "default_value"]
-        if arg in param_of:
-            assert param_of[arg] in node_mod.PARAMETERS, arg
-            # launch defaults must not silently override the YAML defaults
-            assert str(yaml_conf[param_of[arg]]) == ast.literal_eval(default[0]), arg
-        elif arg in remap_of:
-            assert remap_of[arg] in node_inputs, arg
-        elif arg == "params_file":
-            assert files == ["params_file"]
-        elif arg == "rviz":
-            assert _launch_config_name(rviz_cond.args[0]) == "rviz"
-        else:
-            pytest.fail(f"launch argument '{arg}' maps to no node parameter or remapping")
-    assert "hands.rviz" in ast.dump(rv)
+    fixed = {c.args[0].value for c in calls
+             if _call_name(c) == "DeclareLaunchArgument" and isinstance(c.args[0], ast.Constant)}
+    assert fixed == {"image", "camera_info", "params_file", "rviz"}
+    # one DeclareLaunchArgument(n, default_value="") per parameter name
+    comps = [c for c in ast.walk(tree) if isinstance(c, ast.ListComp)
+             and _call_name(c.elt) == "DeclareLaunchArgument"]
+    assert len(comps) == 1 and ast.unparse(comps[0].generators[0].iter) == "STRING_PARAMETERS + YAML_PARAMETERS"
+    assert [ast.literal_eval(k.value) for k in comps[0].elt.keywords if k.arg == "default_value"] == [""]
+    src = LAUNCH_PATH.read_text()
+    assert '("image", LaunchConfiguration("image")' in src and '"hands.rviz"' in src
+    assert 'IfCondition(LaunchConfiguration("rviz"))' in src
+
+
+def test_launch_arguments_override_only_when_given(ctx):
+    """Empty launch arguments keep the params file's values; given ones reach the node typed."""
+    launch = _load_launch_module()
+    assert launch.parameter_overrides({n: "" for n in node_mod.PARAMETERS}) == {}
+    given = {"detector": "mediapipe", "regressor": "fit", "device": "cpu", "batch_size": "4",
+             "max_hands": "1", "min_score": "1", "mano_model_dir": "", "checkpoint": "",
+             "tf_prefix": "h1_", "smoothing": "one_euro", "input_reliability": "reliable",
+             "publish_faces": "true", "publish_markers": "false", "publish_overlay": "false",
+             "image_topics": "['/cam0/image_raw', '/cam1/image_raw']", "mirrored": "true",
+             "use_camera_info": "false", "sync_slop": "0.1"}
+    over = launch.parameter_overrides(given)
+    assert over["min_score"] == 1.0 and isinstance(over["min_score"], float)
+    assert over["tf_prefix"] == "h1_" and "checkpoint" not in over
+    _init(ctx, ["--ros-args", "--params-file", str(YAML_PATH)])
+    n = node_mod.HandMeshNode(context=ctx, parameter_overrides=[
+        Parameter(k, value=v) for k, v in over.items()])
+    try:
+        for k, v in over.items():
+            assert getattr(n.params, k) == v, k
+    finally:
+        n.destroy_node()
+    with pytest.raises(ValueError, match="batch_size"):
+        launch.parameter_overrides({"batch_size": "[1, 2"})
 
 
 def _img_msg(rgb, stamp_ns, encoding="rgb8"):
