@@ -51,7 +51,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CameraInfo, Image
 
-from hand_mesh_ros.core.pipeline import DEVICES, HandMeshPipeline, PipelineConfig
+from hand_mesh_ros.core.pipeline import DEVICES, PRECISIONS, HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.core.tracking import SMOOTHING
 from hand_mesh_ros.core.types import CameraIntrinsics
 from hand_mesh_ros.ros import messages
@@ -118,7 +118,10 @@ PARAMETERS = {
     "min_score": (0.5, _desc("detection score threshold", _D, "in [0, 1]",
                              floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
     "mano_model_dir": ("", _desc("folder with MANO_RIGHT.pkl / MANO_LEFT.pkl; empty = built-in hand", _S)),
-    "checkpoint": ("", _desc("regressor checkpoint file (hamer); empty = none", _S)),
+    "checkpoint": ("", _desc("HaMeR checkpoint file (regressor hamer), model_config.yaml next to it "
+                             "or two folders up; empty = none", _S)),
+    "precision": ("auto", _desc("hamer compute precision", _S,
+                                "one of " + ", ".join(PRECISIONS) + " (auto: bf16/fp16 on CUDA, fp32 on CPU)")),
     "publish_faces": (False, _desc("fill HandMesh.faces (F x 3 vertex indices) in every message", _B)),
     "publish_markers": (True, _desc("publish hands/markers (MarkerArray for RViz)", _B)),
     "publish_overlay": (False, _desc("publish hands/overlay (mesh drawn over the input image)", _B)),
@@ -150,6 +153,7 @@ class NodeParams:
     min_score: float
     mano_model_dir: str
     checkpoint: str
+    precision: str
     publish_faces: bool
     publish_markers: bool
     publish_overlay: bool
@@ -189,6 +193,7 @@ def declare_parameters(node: Node) -> NodeParams:
             raise ValueError(f"parameter '{name}': {getattr(p, name)!r} is not allowed; allowed: {allowed}")
 
     check(p.device in DEVICES, "device", "one of " + ", ".join(DEVICES))
+    check(p.precision in PRECISIONS, "precision", "one of " + ", ".join(PRECISIONS))
     check(p.smoothing in SMOOTHING, "smoothing", "one of " + ", ".join(SMOOTHING))
     check(p.batch_size >= 1, "batch_size", ">= 1")
     check(p.max_hands >= 1, "max_hands", ">= 1")
@@ -248,7 +253,7 @@ class HandMeshNode(Node):
 
         cfg = PipelineConfig(detector=p.detector, regressor=p.regressor, device=p.device,
                              batch_size=p.batch_size, max_hands=p.max_hands, min_score=p.min_score,
-                             mano_model_dir=p.mano_model_dir, checkpoint=p.checkpoint,
+                             mano_model_dir=p.mano_model_dir, checkpoint=p.checkpoint, precision=p.precision,
                              smoothing=p.smoothing, mirrored=p.mirrored, static_image_mode=False)
         cfg.validate()
         self._render = None

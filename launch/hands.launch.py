@@ -14,8 +14,8 @@ are remappings of the node's input topics (one camera; for several set ``image_t
 import os
 
 #: node parameters whose launch argument is passed as a string, as typed.
-STRING_PARAMETERS = ("detector", "regressor", "device", "mano_model_dir", "checkpoint", "tf_prefix",
-                     "smoothing", "input_reliability")
+STRING_PARAMETERS = ("detector", "regressor", "device", "mano_model_dir", "checkpoint", "precision",
+                     "tf_prefix", "smoothing", "input_reliability")
 #: node parameters whose launch argument is read as YAML (int, double, bool, string list).
 YAML_PARAMETERS = ("batch_size", "max_hands", "min_score", "publish_faces", "publish_markers",
                    "publish_overlay", "image_topics", "mirrored", "use_camera_info", "sync_slop")

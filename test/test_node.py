@@ -66,6 +66,7 @@ def _init(c, args=()):
     ("min_score", 1.5, r"\[0, 1\]"),
     ("sync_slop", 0.0, "> 0"),
     ("input_reliability", "system_default", "best_effort, reliable"),
+    ("precision", "fp8", "auto, fp32, bf16, fp16"),
     ("batch_size", "eight", "integer"),
     ("publish_markers", "yes", "bool"),
 ])
@@ -177,7 +178,7 @@ def test_launch_arguments_override_only_when_given(ctx):
     launch = _load_launch_module()
     assert launch.parameter_overrides({n: "" for n in node_mod.PARAMETERS}) == {}
     given = {"detector": "mediapipe", "regressor": "fit", "device": "cpu", "batch_size": "4",
-             "max_hands": "1", "min_score": "1", "mano_model_dir": "", "checkpoint": "",
+             "max_hands": "1", "min_score": "1", "mano_model_dir": "", "checkpoint": "", "precision": "fp32",
              "tf_prefix": "h1_", "smoothing": "one_euro", "input_reliability": "reliable",
              "publish_faces": "true", "publish_markers": "false", "publish_overlay": "false",
              "image_topics": "['/cam0/image_raw', '/cam1/image_raw']", "mirrored": "true",

@@ -2,7 +2,7 @@
 
 Per batch of images (one per camera): detect hands (per camera) -> associate to tracks
 (stable ids, side hysteresis) -> regress MANO (all hands of the batch together,
-``batch_size`` at a time, warm-started per track) -> place in the camera optical frame with
+``batch_size`` at a time: "fit" warm-started per track, or "hamer" on the hand crops) -> place in the camera optical frame with
 the real intrinsics -> optional One Euro smoothing. The ROS node and the offline CLI both
 call this object; it knows nothing of ROS.
 """
@@ -18,12 +18,13 @@ import torch
 from .detectors import create_detector
 from .detectors.base import DETECTORS
 from .fit import FitConfig, ManoFitter
+from .hamer.regressor import PRECISIONS, HamerItem, HamerRegressor
 from .hand_model import load_hand_model
 from .tracking import SMOOTHING, HandTracker, OneEuroFilter
 from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_INTRINSICS, CameraIntrinsics,
                     FrameResult, Hand)
 
-REGRESSORS = ("fit",)
+REGRESSORS = ("fit", "hamer")
 DEVICES = ("auto", "cpu", "cuda")
 #: A hand placed nearer or farther than this from the camera is rejected (counted) [m].
 DEPTH_RANGE_M = (0.05, 20.0)
@@ -35,14 +36,18 @@ class PipelineConfig:
 
     Attributes:
         detector: one of ``DETECTORS`` ("mediapipe").
-        regressor: one of ``REGRESSORS`` ("fit").
+        regressor: one of ``REGRESSORS``: "fit" (fit the hand model to the detector's 3D
+            keypoints) or "hamer" (a user's HaMeR checkpoint on the hand crops).
         device: "auto" (CUDA when available), "cpu" or "cuda" — for torch stages.
         batch_size: hands per regressor batch (>= 1).
         max_hands: hands per image at most (>= 1).
         min_score: detection confidence threshold in [0, 1].
         mano_model_dir: folder with the user's MANO_RIGHT.pkl (and MANO_LEFT.pkl); "" for the
             built-in, license-free hand.
-        checkpoint: learned-regressor checkpoint (unused by "fit").
+        checkpoint: HaMeR checkpoint for "hamer" (its model_config.yaml next to it or two
+            folders up, as HaMeR's release lays it out); unused by "fit".
+        precision: "hamer" compute precision: "auto" (bf16/fp16 autocast on CUDA, fp32 on
+            CPU), "fp32", "bf16", "fp16" (CUDA only).
         smoothing: "none" or "one_euro".
         mirrored: the images are mirrored (selfie view); affects left/right only.
         static_image_mode: True for unrelated images (no tracking between images).
@@ -56,6 +61,7 @@ class PipelineConfig:
     min_score: float = 0.5
     mano_model_dir: str = ""
     checkpoint: str = ""
+    precision: str = "auto"
     smoothing: str = "none"
     mirrored: bool = False
     static_image_mode: bool = False
@@ -63,7 +69,7 @@ class PipelineConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the parameter and the allowed values."""
         choices = {"detector": DETECTORS, "regressor": REGRESSORS, "device": DEVICES,
-                   "smoothing": SMOOTHING}
+                   "smoothing": SMOOTHING, "precision": PRECISIONS}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -74,6 +80,11 @@ class PipelineConfig:
             raise ValueError(f"parameter 'max_hands': {self.max_hands} must be an integer >= 1")
         if not 0.0 <= float(self.min_score) <= 1.0:
             raise ValueError(f"parameter 'min_score': {self.min_score} must be in [0, 1]")
+        if self.regressor == "hamer" and not self.checkpoint:
+            raise ValueError("parameter 'checkpoint': regressor 'hamer' needs a HaMeR checkpoint file "
+                             "(e.g. _DATA/hamer_ckpts/checkpoints/hamer.ckpt)")
+        if self.precision == "fp16" and self.device == "cpu":
+            raise ValueError("parameter 'precision': fp16 needs device 'cuda' (or 'auto' with a GPU)")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("parameter 'device': 'cuda' requested but torch.cuda.is_available() is False; "
                              "use 'auto' or 'cpu'")
@@ -100,8 +111,15 @@ class HandMeshPipeline:
         self.config = config
         dev = config.device
         self.device = torch.device("cuda" if dev == "cuda" or (dev == "auto" and torch.cuda.is_available()) else "cpu")
-        self.hand_model = load_hand_model(config.mano_model_dir or None, device=self.device)
-        self.fitter = ManoFitter(self.hand_model, FitConfig())
+        self.hamer = None
+        self.fitter = None
+        if config.regressor == "hamer":
+            self.hamer = HamerRegressor(config.checkpoint, config.mano_model_dir, self.device,
+                                        config.precision, config.batch_size)
+            self.hand_model = self.hamer.hand_model
+        else:
+            self.hand_model = load_hand_model(config.mano_model_dir or None, device=self.device)
+            self.fitter = ManoFitter(self.hand_model, FitConfig())
         self._detectors: Dict[str, object] = {}
         self._trackers: Dict[str, HandTracker] = {}
         #: counted, skipped hands by reason (e.g. "depth_out_of_range")
@@ -174,7 +192,10 @@ class HandMeshPipeline:
                 jobs.append((f, det, track))
         t2 = time.perf_counter()
 
-        fits = self._regress(jobs, [fr[1] for fr in frames])
+        if self.hamer is not None:
+            fits = self._regress_hamer(jobs, frames)
+        else:
+            fits = self._regress(jobs, [fr[1] for fr in frames])
         t3 = time.perf_counter()
 
         results = [FrameResult(hands=[], intrinsics=fr[1]) for fr in frames]
@@ -232,6 +253,12 @@ class HandMeshPipeline:
                                 transl=res.offset[k].astype(np.float64),
                                 joint_rotations=res.joint_rotations[k], error=float(res.error[k])))
         return out
+
+    def _regress_hamer(self, jobs, frames):
+        """HaMeR on the detector boxes of all hands (all cameras in one batched call);
+        one dict per job as ``_regress``."""
+        items = [HamerItem(frames[f][0], det.bbox, track.side == RIGHT, frames[f][1]) for f, det, track in jobs]
+        return self.hamer.regress(items)
 
     def _count(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
