@@ -103,6 +103,7 @@ def run(args) -> dict:
         detector=args.detector, regressor=args.regressor, device=args.device, max_hands=args.max_hands,
         min_score=args.min_score, mano_model_dir=args.mano_model_dir or "", checkpoint=args.checkpoint or "",
         smoothing=args.smoothing, mirrored=args.mirrored, static_image_mode=not source.is_video,
+        precision=args.precision, batch_size=args.batch_size,
     )
     pipe = HandMeshPipeline(cfg)
     writer = None
@@ -200,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--detector", default="mediapipe")
     p.add_argument("--regressor", default="fit")
-    p.add_argument("--checkpoint", default="", help="regressor checkpoint (hamer)")
+    p.add_argument("--checkpoint", default="", help="HaMeR checkpoint (--regressor hamer)")
+    p.add_argument("--precision", default="auto", help="hamer: auto | fp32 | bf16 | fp16")
+    p.add_argument("--batch-size", type=int, default=8, help="hand crops per forward")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--smoothing", default="none")
     return parser

@@ -169,3 +169,20 @@ def test_console_script_exit_status(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hand_mesh_ros.cli", "run", "--input", str(missing),
                            "--output", str(tmp_path / "o")], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and str(missing) in proc.stderr
+
+
+def test_hamer_regressor_on_test5(hands_data, golden_hamer, tmp_path):
+    """``--regressor hamer`` with a HaMeR checkpoint (the tiny golden one): both hands of
+    test5.jpg get MANO meshes on their sides, with the intrinsics given."""
+    out = tmp_path / "hamer"
+    img = hands_data / "hamer_example_data" / "test5.jpg"
+    assert cli.main(["run", "--input", str(img), "--output", str(out), "--regressor", "hamer",
+                     "--checkpoint", str(golden_hamer / "tiny_hamer.ckpt"), "--device", "cpu",
+                     "--fx", "900", "--fy", "910", "--no-overlay"]) == 0
+    _, frames = load_frames(out)
+    hands = frames[0]["hands"]
+    assert sorted(h["side"] for h in hands) == ["left", "right"]
+    for rec in hands:
+        check_hand_record(rec, out)
+        assert rec["hand_model"] == "mano" and rec["num_vertices"] == 778
+        assert rec["translation_source"] == "intrinsics"
