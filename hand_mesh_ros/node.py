@@ -17,7 +17,8 @@ Publishes, all stamped with the source image's stamp in its optical frame:
     ``/tf`` (21 joint frames per hand, names in ``ros.messages``; via
     ``tf2_ros.TransformBroadcaster`` where installed, else a tf2_msgs/TFMessage publisher
     with the broadcaster's QoS: reliable, volatile, depth 100),
-    ``hands/overlay`` (sensor_msgs/Image rgb8, if ``publish_overlay``).
+    ``hands/overlay`` (sensor_msgs/Image rgb8, if ``publish_overlay``). Markers and overlay
+    are built only while they have a subscriber (they cost more than the regression).
 
 Threading: subscription callbacks only store the latest (image, info) pair per camera; a
 worker thread takes the pending frame of every camera, runs ``pipe.process_batch`` on them
@@ -381,10 +382,12 @@ class HandMeshNode(Node):
         hands = res.hands
         self._mesh_pub.publish(messages.hand_mesh_array(
             hands, header, model.faces_for if p.publish_faces else None))
-        if self._marker_pub is not None:
+        # Markers (~15 ms per hand to build and serialize the mesh) and the overlay are only
+        # made while someone subscribes, e.g. RViz.
+        if self._marker_pub is not None and self._marker_pub.get_subscription_count() > 0:
             self._marker_pub.publish(messages.marker_array(hands, header, model.faces_for))
         self._tf.send(messages.joint_transforms(hands, header, p.tf_prefix))
-        if self._overlay_pub is not None:
+        if self._overlay_pub is not None and self._overlay_pub.get_subscription_count() > 0:
             over = self._render(rgb, hands, res.intrinsics, model.faces_for)
             self._overlay_pub.publish(rgb_to_image(over, header))
 

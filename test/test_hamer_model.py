@@ -248,3 +248,19 @@ def test_out_of_memory_splits_the_batch(golden_hamer, regressor, monkeypatch, ca
     for a, b in zip(got, expected):
         assert np.abs(a["vertices"] - b["vertices"]).max() < 1e-5
         assert np.allclose(a["transl"], b["transl"], rtol=1e-5)
+
+
+def test_bf16_autocast_path_runs_and_stays_close(golden_hamer, regressor):
+    """The reduced-precision path (what CUDA runs with precision auto/bf16) on the CPU: the
+    same hands, close to float32 (bf16 keeps about 3 significant digits)."""
+    items = _golden_items(golden_hamer)
+    ref = regressor.regress(items)
+    bf16 = HamerRegressor(str(golden_hamer / "tiny_hamer.ckpt"), device="cpu", precision="bf16")
+    assert bf16.autocast_dtype == torch.bfloat16
+    got = bf16.regress(items)
+    dv = max(np.abs(a["vertices"] - b["vertices"]).max() for a, b in zip(got, ref))
+    dt = max(np.abs(a["transl"] - b["transl"]).max() / b["transl"][2] for a, b in zip(got, ref))
+    print(f"bf16 vs fp32: vertices {dv * 1e3:.2f} mm, translation {dt * 100:.2f} % of depth")
+    assert dv < 0.005 and dt < 0.01
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        HamerRegressor(str(golden_hamer / "tiny_hamer.ckpt"), device="cpu", precision="fp16")

@@ -518,10 +518,14 @@ def test_two_cameras_best_effort_batched():
         g.close()
 
 
-def test_assumed_intrinsics_overlay_and_tf_prefix(hands_data):
-    """use_camera_info false: images only, TRANSLATION_ASSUMED; overlay; custom tf_prefix."""
+def test_assumed_intrinsics_overlay_and_tf_prefix(hands_data, monkeypatch):
+    """use_camera_info false: images only, TRANSLATION_ASSUMED; overlay; custom tf_prefix;
+    no markers built while nobody subscribes to them."""
     import cv2
 
+    built = []
+    real_marker_array = node_mod.messages.marker_array
+    monkeypatch.setattr(node_mod.messages, "marker_array", lambda *a: built.append(1) or real_marker_array(*a))
     g = InProcess([Parameter("use_camera_info", value=False), Parameter("publish_overlay", value=True),
                    Parameter("tf_prefix", value="h_")])
     try:
@@ -542,6 +546,7 @@ def test_assumed_intrinsics_overlay_and_tf_prefix(hands_data):
         names = {t.child_frame_id for t in g.tf[0].transforms}
         side = "right" if m.hands[0].side == RIGHT else "left"
         assert names == {f"h_{side}/{j}" for j in JOINT_NAMES}
+        assert g.node.params.publish_markers and built == []
     finally:
         g.close()
 
