@@ -264,3 +264,44 @@ def test_bf16_autocast_path_runs_and_stays_close(golden_hamer, regressor):
     assert dv < 0.005 and dt < 0.01
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         HamerRegressor(str(golden_hamer / "tiny_hamer.ckpt"), device="cpu", precision="fp16")
+
+
+def test_pipeline_hamer_skips_degenerate_boxes_and_keeps_the_others(golden_hamer, hands_data):
+    """A detector box of zero width is a counted skip, not an error; the other hand still
+    comes out, placed with the intrinsics in front of the camera."""
+    import cv2
+
+    from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
+    from hand_mesh_ros.core.types import Detection
+
+    pipe = HandMeshPipeline(PipelineConfig(regressor="hamer", checkpoint=str(golden_hamer / "tiny_hamer.ckpt"),
+                                           device="cpu", static_image_mode=True))
+    rgb = cv2.cvtColor(cv2.imread(str(hands_data / "hamer_example_data" / "test5.jpg")), cv2.COLOR_BGR2RGB)
+    dets = pipe._detector("default").detect(rgb)
+    assert len(dets) == 2
+    flat = Detection(side=dets[0].side, score=dets[0].score, bbox=np.array([50, 50, 50, 90], np.float32),
+                     keypoints_2d=dets[0].keypoints_2d, keypoints_3d=dets[0].keypoints_3d)
+    pipe._detector("default").detect = lambda image: [flat, dets[1]]
+    res = pipe.process(rgb, CameraIntrinsics(900.0, 900.0, rgb.shape[1] / 2, rgb.shape[0] / 2, rgb.shape[1], rgb.shape[0]))
+    assert pipe.skipped == {"degenerate_box": 1}
+    assert len(res.hands) == 1 and res.hands[0].side == dets[1].side
+    assert res.hands[0].vertices.shape == (778, 3) and (res.hands[0].vertices[:, 2] > 0).all()
+    pipe.close()
+
+
+def test_config_accepts_reference_decoder_options_at_supported_values(golden_hamer, tmp_path):
+    raw = yaml.safe_load((golden_hamer / "model_config.yaml").read_text())
+    dec = raw["MODEL"]["MANO_HEAD"]["TRANSFORMER_DECODER"]
+    dec.update(num_tokens=1, token_dim=1, skip_token_embedding=False, norm_cond_dim=-1)
+    f = tmp_path / "model_config.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    assert HamerConfig.from_yaml(f).decoder.dim == 64
+    dec["num_tokens"] = 2
+    f.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="num_tokens = 2 is not supported"):
+        HamerConfig.from_yaml(f)
+    del dec["num_tokens"]
+    dec["bogus"] = 3
+    f.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="unknown key MODEL.MANO_HEAD.TRANSFORMER_DECODER.bogus"):
+        HamerConfig.from_yaml(f)

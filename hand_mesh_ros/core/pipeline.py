@@ -256,9 +256,18 @@ class HandMeshPipeline:
 
     def _regress_hamer(self, jobs, frames):
         """HaMeR on the detector boxes of all hands (all cameras in one batched call);
-        one dict per job as ``_regress``."""
-        items = [HamerItem(frames[f][0], det.bbox, track.side == RIGHT, frames[f][1]) for f, det, track in jobs]
-        return self.hamer.regress(items)
+        one dict per job as ``_regress``; None (counted) for an empty or non-finite box."""
+        def usable(b):
+            b = np.asarray(b, np.float64)
+            return b.shape == (4,) and np.isfinite(b).all() and b[2] > b[0] and b[3] > b[1]
+
+        ok = [usable(det.bbox) for _, det, _ in jobs]
+        if not all(ok):
+            self._count("degenerate_box", ok.count(False))
+        items = [HamerItem(frames[f][0], det.bbox, track.side == RIGHT, frames[f][1])
+                 for (f, det, track), good in zip(jobs, ok) if good]
+        fits = iter(self.hamer.regress(items))
+        return [next(fits) if good else None for good in ok]
 
     def _count(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n

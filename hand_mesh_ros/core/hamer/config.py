@@ -19,6 +19,12 @@ from typing import List, Optional, Tuple
 import yaml
 
 
+_ANY = object()
+#: Decoder options of the reference that this implementation supports at one value only
+#: (``norm_cond_dim`` matters only for the adaptive norm, which is refused).
+_DECODER_FIXED = {"num_tokens": 1, "token_dim": 1, "skip_token_embedding": False, "norm_cond_dim": _ANY}
+
+
 @dataclass
 class ViTConfig:
     """ViT backbone sizes (defaults: HaMeR's ViT-H/16 on a 256x192 crop)."""
@@ -116,6 +122,10 @@ class HamerConfig:
                 setattr(vit, attr, tuple(vit_node[key]) if attr == "img_size" else vit_node[key])
         dec = DecoderConfig(context_dim=vit.embed_dim)
         for key, value in (head.get("TRANSFORMER_DECODER") or {}).items():
+            if key in _DECODER_FIXED:  # the reference's other decoder options, at the values it uses
+                if _DECODER_FIXED[key] is not _ANY:
+                    need(value, _DECODER_FIXED[key], f"MODEL.MANO_HEAD.TRANSFORMER_DECODER.{key}")
+                continue
             if not hasattr(dec, key):
                 raise ValueError(f"HaMeR model config {path}: unknown key MODEL.MANO_HEAD.TRANSFORMER_DECODER.{key}")
             setattr(dec, key, value)
