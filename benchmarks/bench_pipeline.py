@@ -22,6 +22,7 @@ Statistics are ms per frame (mean, p50, p90) over all frames after the first ``-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ from typing import Dict, List
 
 import numpy as np
 
+# DDS traffic (if any) stays on loopback, always.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 

@@ -33,13 +33,16 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
+from hand_mesh_ros.core.types import (SIDE_NAMES, TRANSLATION_ASSUMED, TRANSLATION_DEPTH, TRANSLATION_INTRINSICS,
+                                      CameraIntrinsics)
 from hand_mesh_ros.frames import FrameSource, InputError
 
-TRANSLATION_SOURCE_NAMES = {0: "assumed", 1: "intrinsics", 2: "depth"}
+TRANSLATION_SOURCE_NAMES = {TRANSLATION_ASSUMED: "assumed", TRANSLATION_INTRINSICS: "intrinsics",
+                            TRANSLATION_DEPTH: "depth"}
 
 
 def _list(a) -> list:
@@ -48,8 +51,6 @@ def _list(a) -> list:
 
 def hand_record(hand) -> dict:
     """JSON-ready dict of one ``types.Hand`` (lists of floats; units as in ``Hand``)."""
-    from hand_mesh_ros.core.types import SIDE_NAMES
-
     return {
         "side": SIDE_NAMES.get(int(hand.side), str(hand.side)),
         "track_id": int(hand.track_id),
@@ -69,8 +70,6 @@ def hand_record(hand) -> dict:
 
 def _intrinsics_from_args(args, width: int, height: int):
     """``CameraIntrinsics`` from --fx/--fy/--cx/--cy, or None (the pipeline assumes them)."""
-    from hand_mesh_ros.core.types import CameraIntrinsics
-
     if args.fx is None and args.fy is None:
         if args.cx is not None or args.cy is not None:
             raise InputError("--cx/--cy given without --fx/--fy")
@@ -92,7 +91,6 @@ def run(args) -> dict:
 
     from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
     from hand_mesh_ros.core.render import render_overlay
-    from hand_mesh_ros.core.types import SIDE_NAMES
 
     source = FrameSource(args.input, args.max_frames)
     out = Path(args.output)
@@ -158,9 +156,7 @@ def run(args) -> dict:
     finally:
         if writer is not None:
             writer.release()
-        close = getattr(pipe, "close", None)
-        if callable(close):
-            close()
+        pipe.close()
     wall_s = time.perf_counter() - t_start
     summary = {
         "input": str(args.input),

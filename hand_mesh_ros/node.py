@@ -395,7 +395,7 @@ class HandMeshNode(Node):
         """Stop and join the worker thread, release the pipeline, then destroy the node."""
         self._stop_worker()
         pipe = getattr(self, "pipe", None)
-        if pipe is not None and hasattr(pipe, "close"):
+        if pipe is not None:
             pipe.close()
         return super().destroy_node()
 

@@ -10,6 +10,7 @@
     them, and this process checks /hands/mesh, /hands/markers and /tf.
 """
 import ast
+import contextlib
 import math
 import os
 import random
@@ -289,25 +290,24 @@ def _wait(pred, timeout, what, proc=None, log=None):
     raise AssertionError(f"timed out waiting for {what}; node log tail:\n{tail}")
 
 
-@pytest.fixture(scope="module")
-def graph(tmp_path_factory):
-    """(listener, node process, env, node log): the node runs as its own process."""
+@contextlib.contextmanager
+def node_process(log: Path, *params: str, ready_timeout: float = 60):
+    """(listener, node process, env, log): ``python -m hand_mesh_ros.node`` with ``-p`` values
+    ``params`` as its own process on a private loopback domain, ready (its topics on the
+    graph) on entry, stopped on exit."""
     domain = _domain_id()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
-    log = tmp_path_factory.mktemp("node") / "node.log"
     listener = Listener(domain)
+    args = [a for p in params for a in ("-p", p)]
     with open(log, "w") as fh:
-        proc = subprocess.Popen([PY, "-m", "hand_mesh_ros.node", "--ros-args", "-p", "publish_faces:=true",
-                                 "-p", "sync_slop:=0.02",
-                                 # reliable: best-effort readers lose most large frames over
-                                 # Fast DDS here (see node.RELIABLE_INPUT_QOS)
-                                 "-p", "input_reliability:=reliable", "--log-level", "hand_mesh_node:=info"],
+        proc = subprocess.Popen([PY, "-m", "hand_mesh_ros.node", "--ros-args", *args,
+                                 "--log-level", "hand_mesh_node:=info"],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         n = listener.node
         _wait(lambda: n.count_publishers("/hands/mesh") > 0 and n.count_subscribers("/image") >= 2
-              and n.count_subscribers("/camera_info") >= 2, 60, "the node's topics", proc, log)
+              and n.count_subscribers("/camera_info") >= 2, ready_timeout, "the node's topics", proc, log)
         yield listener, proc, env, log
     finally:
         if proc.poll() is None:
@@ -318,6 +318,16 @@ def graph(tmp_path_factory):
                 proc.kill()
                 proc.wait(5)
         listener.close()
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    """(listener, node process, env, node log): the node runs as its own process."""
+    # reliable: best-effort readers lose most large frames over Fast DDS here
+    # (see node.RELIABLE_INPUT_QOS)
+    with node_process(tmp_path_factory.mktemp("node") / "node.log", "publish_faces:=true",
+                      "sync_slop:=0.02", "input_reliability:=reliable") as g:
+        yield g
 
 
 def _run_camera(env, *args, timeout=90, subscribers=2):

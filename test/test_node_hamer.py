@@ -6,8 +6,6 @@ and what is checked: the node starts from the user's files, publishes one HandMe
 image with MANO meshes (778 vertices, ``hand_model == "mano"``) on the detected hands' side,
 placed in front of the camera with the real intrinsics over the hand in the image, and TF.
 """
-import os
-import subprocess
 import time
 
 import numpy as np
@@ -17,7 +15,7 @@ pytest.importorskip("rclpy")
 
 from hand_mesh_ros.core.hamer.preprocess import crop_box  # noqa: E402
 from hand_mesh_ros.core.types import JOINT_NAMES, RIGHT  # noqa: E402
-from test_node import FRAME, PY, REPO, Listener, _domain_id, _ns, _run_camera, _snapshot, _wait  # noqa: E402
+from test_node import FRAME, _ns, _run_camera, _snapshot, _wait, node_process  # noqa: E402
 
 FX, FY, CX, CY = 1500.0, 1520.0, 955.0, 645.0  # thumbs-up.png is 1920x1280
 
@@ -27,27 +25,10 @@ def hamer_graph(tmp_path_factory):
     from conftest import GOLDEN_HAMER
     if not GOLDEN_HAMER.exists():
         pytest.skip(f"test data not found: {GOLDEN_HAMER}")
-    domain = _domain_id()
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONUNBUFFERED="1")
-    log = tmp_path_factory.mktemp("node") / "node.log"
-    listener = Listener(domain)
-    with open(log, "w") as fh:
-        proc = subprocess.Popen([PY, "-m", "hand_mesh_ros.node", "--ros-args",
-                                 "-p", "regressor:=hamer",
-                                 "-p", f"checkpoint:={GOLDEN_HAMER / 'tiny_hamer.ckpt'}",
-                                 "-p", "input_reliability:=reliable", "-p", "batch_size:=4"],
-                                env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
-    try:
-        n = listener.node
-        _wait(lambda: n.count_publishers("/hands/mesh") > 0 and n.count_subscribers("/image") >= 2,
-              90, "the node's topics", proc, log)
-        yield listener, proc, env, log
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(15)
-        listener.close()
+    with node_process(tmp_path_factory.mktemp("node") / "node.log", "regressor:=hamer",
+                      f"checkpoint:={GOLDEN_HAMER / 'tiny_hamer.ckpt'}", "input_reliability:=reliable",
+                      "batch_size:=4", ready_timeout=90) as g:
+        yield g
 
 
 def test_hamer_node_publishes_mano_meshes_over_the_hand(hamer_graph, hands_data, tmp_path):

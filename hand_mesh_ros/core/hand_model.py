@@ -37,6 +37,9 @@ MANO_TO_OPENPOSE = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19,
 MANO_FINGERTIP_IDS = (744, 320, 443, 554, 671)
 #: MANO joint whose frame each fingertip takes (thumb, index, middle, ring, pinky distal).
 _TIP_PARENTS = (15, 3, 6, 12, 9)
+#: MANO joint (0..15) whose frame gives the rotation of each of the 21 OpenPose joints
+#: (fingertips take their distal joint's frame).
+JOINT_ROTATION_SOURCE = tuple(j if j < 16 else _TIP_PARENTS[j - 16] for j in MANO_TO_OPENPOSE)
 _MIRROR = np.array([-1.0, 1.0, 1.0])
 
 
@@ -140,8 +143,7 @@ class HandModel(torch.nn.Module):
         self.fingertip_vertex_ids = tuple(int(i) for i in fingertip_vertex_ids)
         self.register_buffer("_tips", torch.tensor(self.fingertip_vertex_ids, dtype=torch.long))
         self.register_buffer("_order", torch.tensor(MANO_TO_OPENPOSE, dtype=torch.long))
-        self.register_buffer("_rot_order", torch.tensor(
-            [j if j < 16 else _TIP_PARENTS[j - 16] for j in MANO_TO_OPENPOSE], dtype=torch.long))
+        self.register_buffer("_rot_order", torch.tensor(JOINT_ROTATION_SOURCE, dtype=torch.long))
         self._register_joint_buffers()
 
     def _register_joint_buffers(self) -> None:

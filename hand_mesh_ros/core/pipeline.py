@@ -18,6 +18,7 @@ import torch
 from .detectors import create_detector
 from .detectors.base import DETECTORS
 from .fit import FitConfig, ManoFitter
+from .hamer.preprocess import valid_boxes
 from .hamer.regressor import PRECISIONS, HamerItem, HamerRegressor
 from .hand_model import load_hand_model
 from .tracking import SMOOTHING, HandTracker, OneEuroFilter
@@ -257,11 +258,9 @@ class HandMeshPipeline:
     def _regress_hamer(self, jobs, frames):
         """HaMeR on the detector boxes of all hands (all cameras in one batched call);
         one dict per job as ``_regress``; None (counted) for an empty or non-finite box."""
-        def usable(b):
-            b = np.asarray(b, np.float64)
-            return b.shape == (4,) and np.isfinite(b).all() and b[2] > b[0] and b[3] > b[1]
-
-        ok = [usable(det.bbox) for _, det, _ in jobs]
+        if not jobs:
+            return []
+        ok = valid_boxes(np.stack([det.bbox for _, det, _ in jobs])).tolist()
         if not all(ok):
             self._count("degenerate_box", ok.count(False))
         items = [HamerItem(frames[f][0], det.bbox, track.side == RIGHT, frames[f][1])

@@ -94,6 +94,14 @@ class HamerCrops:
         return int(self.patches.shape[0])
 
 
+def valid_boxes(boxes_xyxy) -> np.ndarray:
+    """(N,) bool: which rows of (N, 4) ``[x0, y0, x1, y1]`` boxes are finite with x1 > x0 and
+    y1 > y0 (the boxes ``make_crops`` accepts)."""
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(b).all(axis=1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+
+
 def _check_boxes(boxes_xyxy) -> np.ndarray:
     b = np.asarray(boxes_xyxy, dtype=np.float64)
     if b.size == 0:
@@ -102,7 +110,7 @@ def _check_boxes(boxes_xyxy) -> np.ndarray:
         raise ValueError(f"boxes_xyxy must have shape (N, 4) [x0, y0, x1, y1] px, got {b.shape}")
     if not np.all(np.isfinite(b)):
         raise ValueError("boxes_xyxy contains non-finite values")
-    if np.any(b[:, 2] <= b[:, 0]) or np.any(b[:, 3] <= b[:, 1]):
+    if not valid_boxes(b).all():
         raise ValueError("boxes_xyxy needs x1 > x0 and y1 > y0 in every row")
     return b
 

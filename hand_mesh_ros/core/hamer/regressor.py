@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from ..hand_model import MANO_TO_OPENPOSE, HandModel, mirror_model_data
+from ..hand_model import JOINT_ROTATION_SOURCE, HandModel, mirror_model_data
 from ..mano_io import load_mano_file
 from ..types import CameraIntrinsics
 from .camera import cam_crop_to_full_intrinsics, flip_cam_for_side
@@ -29,9 +29,6 @@ from .preprocess import make_crops
 _LOG = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-#: MANO joint whose frame each fingertip takes (thumb, index, middle, ring, pinky distal).
-_TIP_PARENTS = (15, 3, 6, 12, 9)
-_ROT_ORDER = [j if j < 16 else _TIP_PARENTS[j - 16] for j in MANO_TO_OPENPOSE]
 _FLIP = np.array([-1.0, 1.0, 1.0])
 
 
@@ -162,7 +159,7 @@ class HamerRegressor:
         order, patches, centers, sizes = [], [], [], []
         for idx in groups.values():
             crops = make_crops(items[idx[0]].image, np.stack([items[k].bbox for k in idx]),
-                               np.array([items[k].is_right for k in idx]), rescale_factor=2.0,
+                               np.array([items[k].is_right for k in idx]),
                                image_size=self.cfg.image_size, bbox_shape=self.cfg.bbox_shape,
                                mean=self.cfg.image_mean, std=self.cfg.image_std)
             order += idx
@@ -183,7 +180,7 @@ class HamerRegressor:
         transl = cam_crop_to_full_intrinsics(cam, center[None], np.array([size]), K.fx, K.fy, K.cx, K.cy)[0]
         local = np.concatenate([o["global_orient"], o["hand_pose"]]).astype(np.float64)  # (16, 3, 3)
         aa = Rotation.from_matrix(local).as_rotvec()
-        rots = o["global_rotations"][_ROT_ORDER]
+        rots = o["global_rotations"][list(JOINT_ROTATION_SOURCE)]
         verts, joints = o["vertices"], o["keypoints_3d"]
         if not right:
             aa = aa * np.array([1.0, -1.0, -1.0])
