@@ -23,7 +23,7 @@ from .hamer.regressor import PRECISIONS, HamerItem, HamerRegressor
 from .hand_model import load_hand_model
 from .tracking import SMOOTHING, HandTracker, OneEuroFilter
 from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_INTRINSICS, CameraIntrinsics,
-                    FrameResult, Hand)
+                    FrameInput, FrameResult, Hand)
 
 REGRESSORS = ("fit", "hamer")
 DEVICES = ("auto", "cpu", "cuda")
@@ -152,19 +152,18 @@ class HandMeshPipeline:
 
     # -- processing ------------------------------------------------------------------
     def process(self, image: np.ndarray, intrinsics: Optional[CameraIntrinsics] = None,
-                camera: str = "default", stamp: Optional[float] = None) -> FrameResult:
+                camera: str = "default", stamp: Optional[float] = None,
+                depth: Optional[np.ndarray] = None) -> FrameResult:
         """Hands in one image; see ``process_batch``."""
-        return self.process_batch([(image, intrinsics, camera, stamp)])[0]
+        return self.process_batch([FrameInput(image, intrinsics, camera, stamp, depth)])[0]
 
     def process_batch(self, items: Sequence[tuple]) -> List[FrameResult]:
         """Hands in several images (typically the latest image of each camera).
 
         Args:
-            items: tuples ``(image, intrinsics, camera[, stamp])``: ``image`` (H, W, 3) uint8
-                RGB; ``intrinsics`` a ``CameraIntrinsics`` of the same size, or None for
-                assumed intrinsics (``TRANSLATION_ASSUMED``); ``camera`` a key for per-camera
-                detector / tracker state; ``stamp`` the image time [s] for smoothing
-                (default: now).
+            items: ``types.FrameInput`` each (or a tuple of its fields in order,
+                ``(image, intrinsics, camera[, stamp[, depth]])``); typically the latest
+                image of each camera.
 
         Returns:
             One ``FrameResult`` per item, hands sorted by descending score, at most
@@ -177,8 +176,10 @@ class HandMeshPipeline:
         t0 = time.perf_counter()
         frames = []
         for item in items:
-            image, intr, camera = item[0], item[1], item[2]
-            stamp = item[3] if len(item) > 3 and item[3] is not None else time.monotonic()
+            if not isinstance(item, FrameInput):
+                item = FrameInput(*item)
+            image, intr, camera = item.image, item.intrinsics, item.camera
+            stamp = item.stamp if item.stamp is not None else time.monotonic()
             intr = self._check(image, intr)
             dets = self._detector(camera).detect(image)[: self.config.max_hands]
             frames.append((image, intr, camera, stamp, dets))

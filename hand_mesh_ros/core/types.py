@@ -111,6 +111,28 @@ class CameraIntrinsics:
 
 
 @dataclass
+class FrameInput:
+    """One image to process, with what the pipeline may use beside it.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB.
+        intrinsics: ``CameraIntrinsics`` of the same size, or None (assumed intrinsics,
+            ``TRANSLATION_ASSUMED``).
+        camera: key of the per-camera state (detector tracking, hand tracks).
+        stamp: image time [s] (smoothing, tracking); None = now (monotonic clock).
+        depth: optional (H, W) float32 depth registered to ``image`` [m] (0 or NaN =
+            no measurement), e.g. a RealSense ``aligned_depth_to_color`` image converted
+            from 16UC1 millimetres.
+    """
+
+    image: np.ndarray
+    intrinsics: Optional["CameraIntrinsics"] = None
+    camera: str = "default"
+    stamp: Optional[float] = None
+    depth: Optional[np.ndarray] = None
+
+
+@dataclass
 class Hand:
     """One hand in 3D, everything in the camera optical frame [m] (see module docstring).
 
