@@ -37,6 +37,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from hand_mesh_ros.core.joint_frames import rotations_to_quaternions
 from hand_mesh_ros.core.types import (SIDE_NAMES, TRANSLATION_ASSUMED, TRANSLATION_DEPTH, TRANSLATION_INTRINSICS,
                                       CameraIntrinsics)
 from hand_mesh_ros.frames import FrameSource, InputError
@@ -65,7 +66,15 @@ def hand_record(hand) -> dict:
         "translation_source": TRANSLATION_SOURCE_NAMES.get(int(hand.translation_source), str(hand.translation_source)),
         "hand_model": str(hand.hand_model),
         "num_vertices": int(len(hand.vertices)),
+        "joint_orientations": _list(rotations_to_quaternions(hand.joint_rotations)),
+        "fit_error": _float_or_none(hand.fit_error),
+        "reprojection_error": _float_or_none(hand.reprojection_error),
     }
+
+
+def _float_or_none(v: float):
+    """JSON has no NaN: None for a value that is not known."""
+    return None if not np.isfinite(v) else round(float(v), 6)
 
 
 def _intrinsics_from_args(args, width: int, height: int):

@@ -103,6 +103,7 @@ class _SideModel(torch.nn.Module):
             self.register_buffer(name, getattr(mano, name).detach().clone().float())
         self.register_buffer("parents", mano.parents.detach().clone().long())
         self.faces = np.asarray(mano.faces_tensor.cpu().numpy(), np.int64)
+        self.has_posedirs = bool(self.posedirs.abs().max() > 0)
 
     def forward(self, full_pose: torch.Tensor, betas: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -114,8 +115,10 @@ class _SideModel(torch.nn.Module):
         v_shaped = self.v_template + blend_shapes(betas, self.shapedirs)
         joints_rest = vertices2joints(self.J_regressor, v_shaped)
         eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
-        pose_feature = (rot[:, 1:] - eye).reshape(b, -1)
-        v_posed = v_shaped + torch.matmul(pose_feature, self.posedirs).view(b, -1, 3)
+        v_posed = v_shaped
+        if self.has_posedirs:  # the built-in hand has no pose-corrective shapes
+            pose_feature = (rot[:, 1:] - eye).reshape(b, -1)
+            v_posed = v_shaped + torch.matmul(pose_feature, self.posedirs).view(b, -1, 3)
         joints, rel = batch_rigid_transform(rot, joints_rest, self.parents, dtype=rot.dtype)
         t = torch.matmul(self.lbs_weights, rel.reshape(b, 16, 16)).view(b, -1, 4, 4)
         verts = torch.matmul(t[..., :3, :3], v_posed.unsqueeze(-1)).squeeze(-1) + t[..., :3, 3]

@@ -20,7 +20,10 @@ from .detectors.base import DETECTORS
 from .fit import FitConfig, ManoFitter
 from .hamer.preprocess import valid_boxes
 from .hamer.regressor import PRECISIONS, HamerItem, HamerRegressor
+from .camera import project
 from .hand_model import load_hand_model
+from .joint_frames import joint_frames
+from .kinematics import JointKinematics
 from .tracking import SMOOTHING, HandTracker, OneEuroFilter
 from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_INTRINSICS, CameraIntrinsics,
                     FrameInput, FrameResult, Hand)
@@ -121,6 +124,8 @@ class HandMeshPipeline:
         else:
             self.hand_model = load_hand_model(config.mano_model_dir or None, device=self.device)
             self.fitter = ManoFitter(self.hand_model, FitConfig())
+        #: numpy kinematics of the hand model (the fit's; rest poses for the joint frames)
+        self.kin = self.fitter.kin if self.fitter is not None else JointKinematics(self.hand_model)
         self._detectors: Dict[str, object] = {}
         self._trackers: Dict[str, HandTracker] = {}
         #: counted, skipped hands by reason (e.g. "depth_out_of_range")
@@ -231,26 +236,30 @@ class HandMeshPipeline:
     def _regress(self, jobs, intrinsics: List[CameraIntrinsics]):
         """Fit all hands, ``batch_size`` at a time, with their 2D keypoints and intrinsics
         (the fit's offset is then the camera translation). Returns one dict per job, or
-        None for a hand whose keypoints are degenerate (counted in ``skipped``)."""
+        None for a hand whose keypoints are degenerate (counted in ``skipped``). A fit that
+        misses the fit's quality bounds (``FitResult.poor``) is counted (``fit_poor``) and
+        published with its residual, but never kept as the track's warm start."""
         out = []
         bs = int(self.config.batch_size)
         for s in range(0, len(jobs), bs):
-            chunk = jobs[s:s + bs]
-            kp = np.stack([det.keypoints_3d for _, det, _ in chunk])
-            kp2d = np.stack([det.keypoints_2d for _, det, _ in chunk])
+            chain = jobs[s:s + bs]
+            kp = np.stack([det.keypoints_3d for _, det, _ in chain])
+            kp2d = np.stack([det.keypoints_2d for _, det, _ in chain])
             K = np.array([[intrinsics[f].fx, intrinsics[f].fy, intrinsics[f].cx, intrinsics[f].cy]
-                          for f, _, _ in chunk])
-            is_right = np.array([track.side == RIGHT for _, _, track in chunk])
-            init = np.stack([t.params if t.params is not None else np.full(58, np.nan) for _, _, t in chunk])
+                          for f, _, _ in chain])
+            is_right = np.array([track.side == RIGHT for _, _, track in chain])
+            init = np.stack([t.params if t.params is not None else np.full(58, np.nan) for _, _, t in chain])
             try:
                 res = self.fitter.fit(kp, is_right, init=init, keypoints_2d=kp2d, intrinsics=K)
             except ValueError:  # degenerate keypoints (e.g. all on one pixel)
-                self._count("degenerate_keypoints", len(chunk))
-                out.extend([None] * len(chunk))
+                self._count("degenerate_keypoints", len(chain))
+                out.extend([None] * len(chain))
                 continue
-            for k, (_, _, track) in enumerate(chunk):
+            if res.poor.any():  # published with its residual, never a warm start
+                self._count("fit_poor", int(res.poor.sum()))
+            for k, (_, _, track) in enumerate(chain):
                 params = np.concatenate([res.global_orient[k], res.hand_pose[k], res.betas[k]])
-                track.params = params
+                track.params = None if res.poor[k] else params
                 out.append(dict(params=params, joints=res.joints[k], vertices=res.vertices[k],
                                 transl=res.offset[k].astype(np.float64),
                                 joint_rotations=res.joint_rotations[k], error=float(res.error[k])))
@@ -283,14 +292,18 @@ class HandMeshPipeline:
         params, joints, verts, rots = fit["params"], fit["joints"], fit["vertices"], fit["joint_rotations"]
         if self.config.smoothing == "one_euro":
             params, transl, joints, verts, rots = self._smooth(track, params, transl, stamp)
+        side = np.array([track.side])
+        frames = joint_frames(rots[None], self.kin.rest_keypoints(params[None, 48:58], side), side)[0]
+        joints = (joints + transl).astype(np.float32)
+        reproj = float(np.median(np.linalg.norm(project(joints, intr) - det.keypoints_2d, axis=1)))
         transl = transl.astype(np.float32)
         return Hand(side=track.side, score=det.score, bbox=det.bbox, keypoints_2d=det.keypoints_2d,
                     global_orient=params[:3].astype(np.float32), hand_pose=params[3:48].astype(np.float32),
                     betas=params[48:58].astype(np.float32), transl=transl,
-                    vertices=(verts + transl).astype(np.float32), joints=(joints + transl).astype(np.float32),
-                    joint_rotations=rots.astype(np.float32),
+                    vertices=(verts + transl).astype(np.float32), joints=joints, joint_rotations=frames,
                     translation_source=TRANSLATION_ASSUMED if intr.assumed else TRANSLATION_INTRINSICS,
-                    hand_model=self.hand_model.name, track_id=track.track_id, fit_error=fit["error"])
+                    hand_model=self.hand_model.name, track_id=track.track_id,
+                    fit_error=fit.get("error", float("nan")), reprojection_error=reproj)
 
     def _smooth(self, track, params, transl, stamp):
         fp = track.filters.setdefault("params", OneEuroFilter(min_cutoff=1.0, beta=0.5))

@@ -145,11 +145,15 @@ class Hand:
         transl: (3,) float32 translation added to the model output (model frame -> camera).
         vertices: (V, 3) float32 mesh vertices [m].
         joints: (21, 3) float32 joints, OpenPose order [m].
-        joint_rotations: (21, 3, 3) float32 global orientation of each joint's frame in the
-            camera frame, from the kinematic chain (tips take their parent's rotation).
+        joint_rotations: (21, 3, 3) float32 orientation of each joint's bone-aligned frame
+            in the camera frame, columns x, y, z (``joint_frames``: x along the bone, z out
+            of the back of the hand, right-handed for both hands).
         translation_source: TRANSLATION_ASSUMED / _INTRINSICS / _DEPTH.
         hand_model: "mano" or "builtin".
-        fit_error: RMS 3D residual of the model fit to the detector's keypoints [m] (nan if n/a).
+        fit_error: RMS distance between the model's joints and the detector's 3D keypoints
+            [m] (regressor ``fit``; NaN for ``hamer``).
+        reprojection_error: median distance between the published joints projected with the
+            intrinsics and the detector's 2D keypoints [px].
     """
 
     side: int
@@ -167,6 +171,7 @@ class Hand:
     hand_model: str
     track_id: int = 0
     fit_error: float = float("nan")
+    reprojection_error: float = float("nan")
 
 
 @dataclass

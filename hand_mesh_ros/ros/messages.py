@@ -13,7 +13,7 @@ stamped with the source image's stamp -- never "now".
 * :func:`joint_transforms` -> ``geometry_msgs/TransformStamped`` list for ``/tf``.
 
 TF frame names (21 per hand, each parented directly to the image's optical frame, pose
-= joint position + joint frame orientation from ``Hand.joint_rotations``):
+= joint position + its bone-aligned joint frame, ``Hand.joint_rotations`` (``core.joint_frames``)):
 
 * the highest-score hand of each side: ``{tf_prefix}{side}/{joint_name}``,
   e.g. ``hand_right/index_tip``, ``hand_left/wrist``;
@@ -28,8 +28,8 @@ import array
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
+from hand_mesh_ros.core.joint_frames import rotations_to_quaternions
 from hand_mesh_ros.core.types import JOINT_NAMES, JOINT_PARENTS, SIDE_NAMES, Hand
 
 #: RGBA of right-hand markers (mesh, joints, skeleton, label): blue.
@@ -64,12 +64,6 @@ def _u32_seq(values) -> array.array:
     return array.array("I", np.ascontiguousarray(a.astype(np.uint32).reshape(-1)).tobytes())
 
 
-def rotations_to_quaternions(rotations: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotation matrices -> (N, 4) quaternions ``x, y, z, w`` (scipy order; the
-    nearest rotation is taken for slightly non-orthonormal input)."""
-    return Rotation.from_matrix(np.asarray(rotations, np.float64).reshape(-1, 3, 3)).as_quat()
-
-
 def hand_mesh(hand: Hand, header, faces: Optional[np.ndarray] = None):
     """One ``hand_mesh_msgs/HandMesh``.
 
@@ -78,8 +72,9 @@ def hand_mesh(hand: Hand, header, faces: Optional[np.ndarray] = None):
         header: ``std_msgs/Header`` of the source image (copied as is).
         faces: (F, 3) int vertex indices to publish, or None to leave ``faces`` empty.
 
-    ``wrist_pose.position`` = ``joints[0]``, ``wrist_pose.orientation`` = quaternion of
-    ``joint_rotations[0]``.
+    ``wrist_pose.position`` = ``joints[0]``; ``joint_orientations`` = the 21 joint frames
+    ``joint_rotations`` as quaternions ``x, y, z, w``; ``wrist_pose.orientation`` = the
+    first of them; ``fit_error`` / ``reprojection_error`` from the hand (NaN where unknown).
     """
     from hand_mesh_msgs.msg import HandMesh
 
@@ -98,12 +93,15 @@ def hand_mesh(hand: Hand, header, faces: Optional[np.ndarray] = None):
     m.vertices = _f32_seq(hand.vertices)
     if faces is not None:
         m.faces = _u32_seq(faces)
-    q = rotations_to_quaternions(np.asarray(hand.joint_rotations)[0])[0]
+    quats = rotations_to_quaternions(np.asarray(hand.joint_rotations).reshape(21, 3, 3))
+    m.joint_orientations = _f32(quats, 84)
     p = m.wrist_pose
     p.position.x, p.position.y, p.position.z = (float(v) for v in joints[0])
-    p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = (float(v) for v in q)
+    p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = (float(v) for v in quats[0])
     m.translation_source = int(hand.translation_source)
     m.hand_model = str(hand.hand_model)
+    m.fit_error = float(hand.fit_error)
+    m.reprojection_error = float(hand.reprojection_error)
     return m
 
 
