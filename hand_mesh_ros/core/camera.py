@@ -170,6 +170,31 @@ def undistort_points(uv: np.ndarray, K: CameraIntrinsics) -> np.ndarray:
     return out.reshape(uv.shape)
 
 
+def undistortion_scale(uv: np.ndarray, K: CameraIntrinsics) -> np.ndarray:
+    """Local scale of the undistortion: ideal pixels per raw pixel around raw pixels.
+
+    ``sqrt(|det J|)`` of the Jacobian of ``undistort_points`` (central differences, +-0.5 px):
+    how much larger a small raw-image patch (e.g. a hand crop) is in the ideal pinhole image.
+
+    Args:
+        uv: (N, 2) raw pixels [px]; K: intrinsics.
+
+    Returns:
+        (N,) float64 [ideal px / raw px]; ones with no distortion.
+
+    Raises:
+        ValueError: distortion that cannot be used.
+    """
+    uv = np.asarray(uv, np.float64).reshape(-1, 2)
+    if not K.is_distorted:
+        return np.ones(len(uv))
+    h = 0.5
+    offsets = np.array([[-h, 0], [h, 0], [0, -h], [0, h]])
+    q = undistort_points(uv[:, None, :] + offsets, K)
+    ju, jv = (q[:, 1] - q[:, 0]) / (2 * h), (q[:, 3] - q[:, 2]) / (2 * h)
+    return np.sqrt(np.abs(ju[:, 0] * jv[:, 1] - ju[:, 1] * jv[:, 0]))
+
+
 def solve_translation(joints: np.ndarray, keypoints_2d: np.ndarray, K: CameraIntrinsics,
                       weights: Optional[np.ndarray] = None) -> np.ndarray:
     """Metric translation ``t`` such that ``project(joints + t)`` best matches ``keypoints_2d``.
