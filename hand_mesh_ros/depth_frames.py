@@ -16,13 +16,12 @@ Frames are yielded as read (uint16 millimetres or float metres, (H, W));
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator, List
 
 import numpy as np
 
-from hand_mesh_ros.frames import InputError
+from hand_mesh_ros.frames import InputError, list_files
 
 DEPTH_EXTS = (".png", ".tif", ".tiff", ".npy")
 
@@ -71,18 +70,8 @@ class DepthSource:
     def __init__(self, path):
         self.path = Path(path)
         self.is_video = False
-        self._files: List[Path] = []
-        if not self.path.exists():
-            raise InputError(f"depth input not found: {self.path}")
-        if self.path.is_dir():
-            self._files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in DEPTH_EXTS)
-            if not self._files:
-                raise InputError(f"no depth files ({', '.join(DEPTH_EXTS)}) in folder: {self.path}")
-            return
-        if not os.access(self.path, os.R_OK):
-            raise InputError(f"cannot read depth input (permission denied): {self.path}")
-        if self.path.suffix.lower() in DEPTH_EXTS:
-            self._files = [self.path]
+        self._files: List[Path] = list_files(self.path, DEPTH_EXTS, "depth input", "depth files") or []
+        if self._files:
             return
         cap = self._open()
         ok, frame = cap.read()

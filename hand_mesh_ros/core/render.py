@@ -1,4 +1,4 @@
-"""Draw hand meshes over a camera image (ROS-free, numpy + OpenCV).
+"""Draw hand meshes over a camera image, and z-buffer a mesh's depth (ROS-free, numpy + OpenCV).
 
 The overlay uses the image's real intrinsics, lens distortion included (``camera.project``:
 vertices go to the raw, distorted pixels of the input image), so what is drawn is exactly
@@ -18,6 +18,10 @@ Rendering is a vectorised painter's algorithm:
    ``camera.valid_radius``, is skipped), so nearer triangles win, also across hands;
 6. the mesh layer is alpha-blended over the image; a 2D skeleton of the projected joints
    and a text label (side, track id, score) are drawn on top, opaque.
+
+``render_depth`` fills the same front-facing triangles, far to near, with their depth into a
+float image of the mesh's bounding box: the model's own surface for depth fusion
+(``core.depth``).
 
 Colours (RGB), also used for the documented RViz marker colours:
 right hand = blue ``RIGHT_RGB``, left hand = orange ``LEFT_RGB``.

@@ -184,7 +184,10 @@ class FrameInput:
         stamp: image time [s] (smoothing, tracking); None = now (monotonic clock).
         depth: optional (H, W) float32 depth registered to ``image`` [m] (0 or NaN =
             no measurement), e.g. a RealSense ``aligned_depth_to_color`` image converted
-            from 16UC1 millimetres.
+            from 16UC1 millimetres (uint16 millimetres are accepted too). Registered means
+            on the colour image's own pixel grid, lens distortion included (raw pixels).
+            Used to place the hands (``core.depth``); unusable depth is a counted fallback
+            (``HandMeshPipeline.fallbacks``).
     """
 
     image: np.ndarray
