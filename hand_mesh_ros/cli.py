@@ -3,11 +3,20 @@
 Usage::
 
     hand-mesh run --input VIDEO|IMAGE|FOLDER --output DIR [--fx FX --fy FY --cx CX --cy CY]
+                  [--camera-info CALIBRATION.yaml] [--depth VIDEO|FOLDER|FILE]
                   [--mano-model-dir DIR] [--max-hands N] [--min-score S] [--mirrored]
                   [--mesh-format ply|obj] [--no-overlay] [--max-frames N]
 
 Images and image folders run MediaPipe in static-image mode (every image independent);
 videos run in tracking mode (landmarks and track ids carried from frame to frame).
+
+``--camera-info`` reads the intrinsics and lens distortion from a camera_calibration YAML
+(``~/.ros/camera_info/<camera>.yaml``); the input is then the raw (distorted) image.
+``--depth`` gives a depth frame registered to each colour frame, paired by index
+(``depth_frames.DepthSource``: a folder of 16-bit PNG / TIFF in millimetres or ``.npy`` in
+metres, sorted by name, or a 16-bit lossless video in millimetres); hands are then placed
+from depth (``translation_source`` "depth", or "intrinsics" on a counted fallback, see
+``summary.json`` ``fallbacks``). Depth needs intrinsics (``--camera-info`` or ``--fx``).
 
 Output folder ``DIR``:
 
@@ -78,7 +87,20 @@ def _float_or_none(v: float):
 
 
 def _intrinsics_from_args(args, width: int, height: int):
-    """``CameraIntrinsics`` from --fx/--fy/--cx/--cy, or None (the pipeline assumes them)."""
+    """``CameraIntrinsics`` from --camera-info or --fx/--fy/--cx/--cy, or None (the pipeline
+    assumes them)."""
+    if args.camera_info:
+        from hand_mesh_ros.ros.camera_info import load_camera_info_yaml
+
+        if args.fx is not None or args.fy is not None:
+            raise InputError("give either --camera-info or --fx/--fy, not both")
+        try:
+            k = load_camera_info_yaml(args.camera_info)
+        except (FileNotFoundError, ValueError) as e:
+            raise InputError(str(e)) from e
+        if k is not None and (k.width, k.height) != (width, height):
+            raise InputError(f"{args.camera_info} is for {k.width}x{k.height} images, the input is {width}x{height}")
+        return k
     if args.fx is None and args.fy is None:
         if args.cx is not None or args.cy is not None:
             raise InputError("--cx/--cy given without --fx/--fy")
@@ -102,6 +124,14 @@ def run(args) -> dict:
     from hand_mesh_ros.core.render import render_overlay
 
     source = FrameSource(args.input, args.max_frames)
+    depth_source = None
+    if args.depth:
+        from hand_mesh_ros.depth_frames import DepthSource
+
+        depth_source = DepthSource(args.depth)
+        if not depth_source.is_video and not source.is_video and len(depth_source) < len(source):
+            raise InputError(f"{args.depth} holds {len(depth_source)} depth frames for {len(source)} colour frames")
+    depth_frames = iter(depth_source) if depth_source is not None else None
     out = Path(args.output)
     for sub in ("frames", "meshes") + (() if args.no_overlay else ("overlay",)):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -119,12 +149,19 @@ def run(args) -> dict:
     n_frames = n_hands = 0
     process_s = 0.0
     t_start = time.perf_counter()
+    k = None
     try:
         for frame in tqdm(source, total=len(source), unit="frame", desc="hand-mesh", file=sys.stderr):
             h, w = frame.image.shape[:2]
-            k = _intrinsics_from_args(args, w, h)
+            if frame.index == 0 or not source.is_video:
+                k = _intrinsics_from_args(args, w, h)
+            depth = None
+            if depth_frames is not None:
+                depth = next(depth_frames, None)
+                if depth is None:
+                    raise InputError(f"{args.depth} ends before colour frame {frame.index}")
             t0 = time.perf_counter()
-            res = pipe.process(frame.image, k, camera="cam0")
+            res = pipe.process(frame.image, k, camera="cam0", depth=depth)
             process_s += time.perf_counter() - t0
             name = f"{frame.index:06d}"
             record = {
@@ -133,7 +170,9 @@ def run(args) -> dict:
                 "time_s": frame.time_s,
                 "image_size": {"width": w, "height": h},
                 "intrinsics": {"fx": res.intrinsics.fx, "fy": res.intrinsics.fy, "cx": res.intrinsics.cx,
-                               "cy": res.intrinsics.cy, "assumed": bool(res.intrinsics.assumed)},
+                               "cy": res.intrinsics.cy, "assumed": bool(res.intrinsics.assumed),
+                               "distortion_model": res.intrinsics.distortion_model,
+                               "distortion": list(res.intrinsics.distortion)},
                 "timings_ms": {k_: round(float(v), 3) for k_, v in res.timings_ms.items()},
                 "hands": [],
             }
@@ -177,6 +216,8 @@ def run(args) -> dict:
         "fps": n_frames / wall_s if wall_s > 0 else 0.0,
         "pipeline_fps": n_frames / process_s if process_s > 0 else 0.0,
         "wall_s": wall_s,
+        "fallbacks": dict(pipe.fallbacks),
+        "skipped": dict(pipe.skipped),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     per_frame = " ".join(f"{k_}:{v}" for k_, v in summary["hands_per_frame"].items())
@@ -196,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fy", type=float, help="default: --fx")
     g.add_argument("--cx", type=float, help="default: image centre")
     g.add_argument("--cy", type=float, help="default: image centre")
+    g.add_argument("--camera-info", default="", help="camera_calibration YAML: intrinsics and lens distortion "
+                                                     "(instead of --fx/--fy/--cx/--cy)")
+    p.add_argument("--depth", default="", help="registered depth per colour frame: folder of 16-bit PNG/TIFF [mm] "
+                                               "or .npy [m], one such file, or a 16-bit lossless video [mm]")
     p.add_argument("--mano-model-dir", default="", help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl "
                                                        "(default: the built-in hand model)")
     p.add_argument("--max-hands", type=int, default=2)

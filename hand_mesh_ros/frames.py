@@ -19,6 +19,27 @@ class InputError(Exception):
     """The input cannot be used (missing, unreadable, empty); the message names the path."""
 
 
+def list_files(path: Path, exts, name: str = "input", contents: str = "images") -> Optional[List[Path]]:
+    """The files an input path names: a folder's files with an extension in ``exts`` (sorted
+    by name), ``[path]`` for a file with such an extension, None for another readable file
+    (e.g. a video, for the caller to open).
+
+    Raises:
+        InputError: the path does not exist, the folder holds no such file, or the file is
+            not readable (messages "<name> not found: ...", "no <contents> (...) in folder: ...").
+    """
+    if not path.exists():
+        raise InputError(f"{name} not found: {path}")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in exts)
+        if not files:
+            raise InputError(f"no {contents} ({', '.join(exts)}) in folder: {path}")
+        return files
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read {name} (permission denied): {path}")
+    return [path] if path.suffix.lower() in exts else None
+
+
 @dataclass
 class Frame:
     """One input frame.
@@ -63,18 +84,8 @@ class FrameSource:
         self.max_frames = max_frames
         self.fps: Optional[float] = None
         self.is_video = False
-        self._files: List[Path] = []
-        if not self.path.exists():
-            raise InputError(f"input not found: {self.path}")
-        if self.path.is_dir():
-            self._files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-            if not self._files:
-                raise InputError(f"no images ({', '.join(IMAGE_EXTS)}) in folder: {self.path}")
-            return
-        if not os.access(self.path, os.R_OK):
-            raise InputError(f"cannot read input (permission denied): {self.path}")
-        if self.path.suffix.lower() in IMAGE_EXTS:
-            self._files = [self.path]
+        self._files: List[Path] = list_files(self.path, IMAGE_EXTS) or []
+        if self._files:
             return
         cap = cv2.VideoCapture(str(self.path))
         ok = cap.isOpened() and cap.grab()

@@ -54,8 +54,8 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from hand_mesh_ros.core.pipeline import DEVICES, PRECISIONS, HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.core.tracking import SMOOTHING
-from hand_mesh_ros.core.types import CameraIntrinsics
 from hand_mesh_ros.ros import messages
+from hand_mesh_ros.ros.camera_info import intrinsics_from_camera_info
 from hand_mesh_ros.ros.image_conversion import image_to_rgb, rgb_to_image
 from hand_mesh_ros.ros.sync import StampPairSynchronizer
 
@@ -346,13 +346,10 @@ class HandMeshNode(Node):
         rgb = image_to_rgb(image)
         if info is None:
             return rgb, None
-        if (info.width, info.height) != (image.width, image.height):
+        intr = intrinsics_from_camera_info(info)  # K, D, distortion_model; None if uncalibrated
+        if intr is not None and (intr.width, intr.height) != (image.width, image.height):
             raise ValueError(f"image is {image.width}x{image.height} but its CameraInfo says "
-                             f"{info.width}x{info.height}")
-        k = info.k
-        intr = CameraIntrinsics(fx=float(k[0]), fy=float(k[4]), cx=float(k[2]), cy=float(k[5]),
-                                width=int(info.width), height=int(info.height))
-        intr.validate()
+                             f"{intr.width}x{intr.height}")
         return rgb, intr
 
     def _process(self, pending: Dict[str, Tuple[Image, Optional[CameraInfo]]]) -> None:

@@ -9,7 +9,7 @@ from scipy.spatial.transform import Rotation
 
 import hand_mesh_ros.core.fit as fit_mod
 from hand_mesh_ros.core.camera import project
-from hand_mesh_ros.core.fit import ManoFitter, right_jacobian, viewing_ray_rotation
+from hand_mesh_ros.core.fit import ManoFitter, right_jacobian, world_landmark_rotation
 from hand_mesh_ros.core.kinematics import JointKinematics
 from hand_mesh_ros.core.hand_model import load_hand_model
 from hand_mesh_ros.core.types import CameraIntrinsics
@@ -87,7 +87,7 @@ def test_fit_with_2d_recovers_camera_translation(builtin):
     intr = np.tile([K.fx, K.fy, K.cx, K.cy], (2, 1))
     # 3D keypoints as MediaPipe's world landmarks: own origin, axes of a camera looking
     # straight at the hand (the crop's), i.e. camera axes turned back by the viewing ray
-    R = viewing_ray_rotation(uv, intr)
+    R = world_landmark_rotation(uv, intr)
     world = np.einsum("bji,bnj->bni", R, joints) + np.array([0.3, 0.1, -0.2])
     res = ManoFitter(builtin).fit(world, right, keypoints_2d=uv, intrinsics=intr)
     assert np.abs(res.offset - t_true).max() < 2e-3
@@ -203,7 +203,7 @@ def test_bad_warm_start_is_restarted(builtin):
     t = np.array([0.02, 0.01, 0.45])
     uv = np.stack([project(j + t, K) for j in joints])
     intr = np.tile([K.fx, K.fy, K.cx, K.cy], (2, 1))
-    world = np.einsum("bji,bnj->bni", viewing_ray_rotation(uv, intr), joints)
+    world = np.einsum("bji,bnj->bni", world_landmark_rotation(uv, intr), joints)
     wrong = np.concatenate([(go + np.pi * torch.tensor([0.0, 1.0, 0.0])).numpy(), -hp.numpy(), betas.numpy()], 1)
     fitter = ManoFitter(builtin)
     res = fitter.fit(world, right, init=wrong, keypoints_2d=uv, intrinsics=intr)

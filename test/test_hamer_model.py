@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from scipy.spatial.transform import Rotation
 
 from hand_mesh_ros.core.hamer.checkpoint import load_into, load_state_dict
 from hand_mesh_ros.core.hamer.config import DecoderConfig, HamerConfig, ViTConfig
@@ -185,30 +186,70 @@ def regressor():
     return HamerRegressor(str(GOLDEN_HAMER / "tiny_hamer.ckpt"), device="cpu", batch_size=8)
 
 
-def _golden_items(golden):
+def _golden_items(golden, centred=False):
+    """The golden hands with the reference's assumed camera (focal 5000/256 max(W, H), square
+    pixels); principal point at the image centre, or (``centred``) at each crop's centre."""
     import cv2
     pre = np.load(golden / "golden_preprocess.npz")
     images = [cv2.cvtColor(cv2.imread(str(golden / n)), cv2.COLOR_BGR2RGB) for n in pre["image_names"]]
     items = []
-    for box, idx, right in zip(pre["boxes_xyxy"], pre["image_index"], pre["right"]):
+    for box, idx, right, c in zip(pre["boxes_xyxy"], pre["image_index"], pre["right"], pre["box_center"]):
         h, w = images[idx].shape[:2]
-        f = 5000.0 / 256 * max(w, h)  # the reference's assumed focal length, centred principal point
-        items.append(HamerItem(images[idx], box, bool(right), CameraIntrinsics(f, f, w / 2, h / 2, w, h)))
+        f = 5000.0 / 256 * max(w, h)
+        cx, cy = (float(c[0]), float(c[1])) if centred else (w / 2, h / 2)
+        items.append(HamerItem(images[idx], box, bool(right), CameraIntrinsics(f, f, cx, cy, w, h)))
     return items
 
 
-def test_regressor_reproduces_reference_full_image_outputs(golden_hamer, regressor):
-    """With the reference's assumed camera as intrinsics, translation and the flipped
-    vertices equal demo.py's ``pred_cam_t_full`` and ``verts`` for both sides."""
+def test_regressor_reproduces_reference_for_centred_crops(golden_hamer, regressor):
+    """Where the reference applies (fx = fy, the crop on the optical axis): vertices and joints
+    are demo.py's flipped ``verts`` exactly as the reference poses them, the viewing-ray
+    rotation is the identity, and the translation is ``cam_crop_to_full`` for that camera."""
+    from hand_mesh_ros.core.hamer.camera import cam_crop_to_full_reference, flip_cam_for_side
+
     cam = np.load(golden_hamer / "golden_cam_full.npz")
-    out = regressor.regress(_golden_items(golden_hamer))
-    transl = np.stack([o["transl"] for o in out])
+    fwd = np.load(golden_hamer / "golden_forward.npz")
+    items = _golden_items(golden_hamer, centred=True)
+    out = regressor.regress(items)
+    assert all(np.array_equal(o["ray_rotation"], np.eye(3)) for o in out)
     verts = np.stack([o["vertices"] for o in out])
     joints = np.stack([o["joints"] for o in out])
-    print("translation vs reference:", np.abs(transl - cam["pred_cam_t_full"]).max(), "m")
-    assert np.allclose(transl, cam["pred_cam_t_full"], rtol=1e-5, atol=1e-5)
     assert np.abs(verts - cam["verts_flipped"]).max() <= 1e-4
     assert np.abs(joints - cam["keypoints_3d_flipped"]).max() <= 1e-4
+    pc = flip_cam_for_side(fwd["pred_cam"], cam["right"])
+    ref = cam_crop_to_full_reference(pc, cam["box_center"], cam["box_size"], 2 * cam["box_center"],
+                                     cam["scaled_focal_length"])  # image centre = crop centre
+    transl = np.stack([o["transl"] for o in out])
+    print("translation vs reference (centred crops):", np.abs(transl - ref).max(), "m")
+    assert np.allclose(transl, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_regressor_off_centre_is_the_reference_turned_onto_the_viewing_ray(golden_hamer, regressor):
+    """The reference's camera (principal point at the image centre), off-centre crops: the model
+    origin is placed exactly as demo.py's ``pred_cam_t_full``, and the hand is the reference's
+    turned by the crop's viewing-ray rotation about that origin (orientation included)."""
+    from hand_mesh_ros.core.camera import viewing_ray_rotation
+
+    cam = np.load(golden_hamer / "golden_cam_full.npz")
+    fwd = np.load(golden_hamer / "golden_forward.npz")
+    items = _golden_items(golden_hamer)
+    out = regressor.regress(items)
+    for k, (o, it) in enumerate(zip(out, items)):
+        K = it.intrinsics
+        ray = viewing_ray_rotation(cam["box_center"][k][None], K.fx, K.fy, K.cx, K.cy)[0]
+        np.testing.assert_allclose(o["ray_rotation"], ray, atol=1e-12)
+        angle = np.degrees(np.arccos(np.clip((np.trace(ray) - 1) / 2, -1, 1)))
+        placed = o["vertices"] + o["transl"]
+        want = cam["verts_flipped"][k].astype(np.float64) @ ray.T + cam["pred_cam_t_full"][k]
+        print(f"hand {k}: viewing ray {angle:.1f} deg off the optical axis; placed vertices within "
+              f"{np.abs(placed - want).max():.1e} m of the rotated reference")
+        assert angle > 0.05  # small: the reference's assumed focal is 16562 / 11719 px
+        assert np.abs(placed - want).max() <= 2e-4
+        root = Rotation.from_rotvec(o["params"][:3]).as_matrix()
+        ref_root = fwd["pred_mano_params_global_orient"][k, 0].astype(np.float64)
+        if not it.is_right:
+            ref_root = np.diag([-1.0, 1, 1]) @ ref_root @ np.diag([-1.0, 1, 1])
+        np.testing.assert_allclose(root, ray @ ref_root, atol=1e-5)
 
 
 def test_left_hand_parameters_and_rotations_are_mirrored(golden_hamer, regressor):
@@ -305,3 +346,45 @@ def test_config_accepts_reference_decoder_options_at_supported_values(golden_ham
     f.write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match="unknown key MODEL.MANO_HEAD.TRANSFORMER_DECODER.bogus"):
         HamerConfig.from_yaml(f)
+
+
+def test_regressor_same_crop_at_centre_and_edge(golden_hamer, regressor):
+    """The same hand patch pasted at the principal point and near the image edge (fx != fy):
+    the network sees identical crops, so the published orientations differ by exactly the
+    edge crop's viewing-ray rotation, and each model origin projects onto where its crop
+    camera put it."""
+    import cv2
+    from hand_mesh_ros.core.camera import viewing_ray_rotation
+    from hand_mesh_ros.core.hamer.preprocess import make_crops
+
+    src = cv2.cvtColor(cv2.imread(str(golden_hamer / "test1.jpg")), cv2.COLOR_BGR2RGB)
+    box = np.array([255.5, 154.25, 386.0, 350.75])  # golden hand 0: crop 393 px around (320.75, 252.5)
+    win = src[52:453, 120:521]  # covers the whole crop window
+    canvas = np.full((1000, 1700, 3), 90, np.uint8)
+    offsets = {"centre": (530, 248), "edge": (1280, 420)}  # (x, y) of the window in the canvas
+    for x, y in offsets.values():
+        canvas[y:y + win.shape[0], x:x + win.shape[1]] = win
+    boxes = {k: box + [x - 120, y - 52] * 2 for k, (x, y) in offsets.items()}
+    c = (boxes["centre"][:2] + boxes["centre"][2:]) / 2
+    K = CameraIntrinsics(900.0, 850.0, float(c[0]), float(c[1]), canvas.shape[1], canvas.shape[0])
+    items = [HamerItem(canvas, boxes[k], True, K) for k in ("centre", "edge")]
+    out = dict(zip(("centre", "edge"), regressor.regress(items)))
+    np.testing.assert_allclose(out["centre"]["pred_cam"], out["edge"]["pred_cam"], atol=1e-4)  # same crop
+    assert np.array_equal(out["centre"]["ray_rotation"], np.eye(3))
+    crops = make_crops(canvas, np.stack([boxes["centre"], boxes["edge"]]), [True, True], pixel_aspect=K.fx / K.fy)
+    ray = viewing_ray_rotation(crops.box_center[1:], K.fx, K.fy, K.cx, K.cy)[0]
+    angle = np.degrees(Rotation.from_matrix(ray).magnitude())
+    assert angle > 30
+    rc = Rotation.from_rotvec(out["centre"]["params"][:3]).as_matrix()
+    re = Rotation.from_rotvec(out["edge"]["params"][:3]).as_matrix()
+    np.testing.assert_allclose(re, ray @ rc, atol=1e-4)
+    np.testing.assert_allclose(out["edge"]["joint_rotations"], ray @ out["centre"]["joint_rotations"], atol=1e-4)
+    for k, row in (("centre", 0), ("edge", 1)):
+        o = out[k]
+        s, tx, ty = o["pred_cam"].astype(np.float64)
+        a = crops.box_size[row] * s / 2  # crop scale [square px / m]
+        origin = o["transl"] - (o["ray_rotation"] @ o["joints"][0] - o["joints"][0])  # model origin placed
+        uv = np.array([K.fx * origin[0] / origin[2] + K.cx, K.fy * origin[1] / origin[2] + K.cy])
+        np.testing.assert_allclose(uv, crops.box_center[row] + a * np.array([K.fx / K.fy, 1.0]) * [tx, ty],
+                                   atol=1e-3)
+    print(f"edge crop {angle:.1f} deg off axis: orientation turned by the viewing ray")

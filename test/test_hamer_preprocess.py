@@ -201,37 +201,39 @@ def test_cam_intrinsics_equals_reference_for_its_camera(cam):
 
 
 def test_cam_intrinsics_projects_onto_the_crop(cam):
-    """With fx != fy and an off-centre principal point the hand lands where the crop saw it."""
+    """With fx != fy and an off-centre principal point the hand lands where the crop saw it.
+
+    The crop is taken in square pixels (``make_crops(pixel_aspect=fx/fy)``): a crop unit is
+    ``box_size * fx/fy`` image pixels horizontally and ``box_size`` vertically."""
     fwd, full = cam
     right = full["right"] > 0
     pc = flip_cam_for_side(fwd["pred_cam"], full["right"])
     size, center = full["box_size"], full["box_center"].astype(np.float64)
-    # where the crop camera put the joints, in original-image pixels (x mirrored back for left)
     kp2d = fwd["pred_keypoints_2d"].astype(np.float64)
     kp2d[..., 0] *= np.where(right, 1.0, -1.0)[:, None]
-    target = kp2d * size[:, None, None] + center[:, None, :]
     joints = full["keypoints_3d_flipped"].astype(np.float64)
-    a = size * pc[:, 0] / 2.0  # crop scale [px/m]
+    a = size * pc[:, 0] / 2.0  # crop scale [square px/m]
     tz_crop = 2 * 5000.0 / (256 * pc[:, 0])  # depth of the crop's own perspective camera [m]
-    # measured (median over joints / box_size): fx=600,fy=660: 0.015..0.078 (hand depth
-    # 0.34..0.83 m, so the joints' +-0.1 m depth spread matters); fx=16000,fy=17000: <= 0.005
+    # measured (median over joints / box_size): fx=600,fy=660: 0.015..0.07 (hand depth
+    # 0.31..0.76 m, so the joints' +-0.1 m depth spread matters); fx=16000,fy=17000: <= 0.002
     for (fx, fy, cx, cy), bound in (((600.0, 660.0, 310.0, 250.0), 0.10),
                                     ((16000.0, 17000.0, 400.0, 300.0), 0.01)):
+        aspect = np.array([fx / fy, 1.0])
+        # where the crop camera put the joints, in original-image pixels (x mirrored back for left)
+        target = kp2d * size[:, None, None] * aspect + center[:, None, :]
         t = cam_crop_to_full_intrinsics(pc, center, size, fx, fy, cx, cy)
         # the model origin projects exactly onto the crop camera's image of it
         origin = _project(t[:, None, :], fx, fy, cx, cy)[:, 0]
-        np.testing.assert_allclose(origin, center + a[:, None] * pc[:, 1:], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(origin, center + a[:, None] * aspect * pc[:, 1:], rtol=0, atol=1e-9)
         err = np.median(np.linalg.norm(
             _project(joints + t[:, None, :], fx, fy, cx, cy) - target, axis=-1), axis=1)
         # first-order size of what weak perspective leaves out: off-axis perspective of the
-        # joints' depth spread in both cameras, and the fx/fy anisotropy around fbar
-        fbar, z = (fx + fy) / 2, np.abs(joints[..., 2])
+        # joints' depth spread in both cameras (no anisotropy term: the crop is isotropic)
+        z = np.abs(joints[..., 2])
         off_axis = np.linalg.norm(target - [cx, cy], axis=-1) * z / t[:, 2, None]
-        crop = a[:, None] * np.linalg.norm(joints[..., :2] + pc[:, None, 1:], axis=-1) * z \
+        crop = a[:, None] * np.linalg.norm((joints[..., :2] + pc[:, None, 1:]) * aspect, axis=-1) * z \
             / tz_crop[:, None]
-        aniso = a[:, None] * (np.abs(joints[..., 0]) * abs(fx / fbar - 1)
-                              + np.abs(joints[..., 1]) * abs(fy / fbar - 1))
-        expect = np.median(off_axis + crop + aniso, axis=1)
+        expect = np.median(off_axis + crop, axis=1)
         print(f"fx={fx} fy={fy}: depth {np.round(t[:, 2], 3)} m, median joint error "
               f"{np.round(err, 2)} px = {np.round(err / size, 4)} x box_size "
               f"(first-order estimate {np.round(expect, 2)} px)")

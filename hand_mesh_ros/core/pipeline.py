@@ -8,6 +8,7 @@ call this object; it knows nothing of ROS.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, fields
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -15,6 +16,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .camera import undistort_points
+from .depth import REASONS as DEPTH_REASONS
+from .depth import DepthConfig, depth_in_metres, translation_from_depth
 from .detectors import create_detector
 from .detectors.base import DETECTORS
 from .fit import FitConfig, ManoFitter
@@ -25,13 +29,17 @@ from .hand_model import load_hand_model
 from .joint_frames import joint_frames
 from .kinematics import JointKinematics
 from .tracking import SMOOTHING, HandTracker, OneEuroFilter
-from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_INTRINSICS, CameraIntrinsics,
-                    FrameInput, FrameResult, Hand)
+from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_DEPTH, TRANSLATION_INTRINSICS,
+                    CameraIntrinsics, FrameInput, FrameResult, Hand)
+
+_LOG = logging.getLogger(__name__)
 
 REGRESSORS = ("fit", "hamer")
 DEVICES = ("auto", "cpu", "cuda")
 #: A hand placed nearer or farther than this from the camera is rejected (counted) [m].
 DEPTH_RANGE_M = (0.05, 20.0)
+#: A warning about the same fallback reason is logged at most once per this period [s].
+WARN_THROTTLE_S = 5.0
 
 
 @dataclass
@@ -126,10 +134,15 @@ class HandMeshPipeline:
             self.fitter = ManoFitter(self.hand_model, FitConfig())
         #: numpy kinematics of the hand model (the fit's; rest poses for the joint frames)
         self.kin = self.fitter.kin if self.fitter is not None else JointKinematics(self.hand_model)
+        self.depth_config = DepthConfig()
         self._detectors: Dict[str, object] = {}
         self._trackers: Dict[str, HandTracker] = {}
         #: counted, skipped hands by reason (e.g. "depth_out_of_range")
         self.skipped: Dict[str, int] = {}
+        #: counted fallbacks by reason: the input was used in a reduced way, e.g.
+        #: "distortion_model_unsupported" (image treated as undistorted)
+        self.fallbacks: Dict[str, int] = {}
+        self._last_warning: Dict[str, float] = {}
 
     # -- per-camera state ------------------------------------------------------------
     def _detector(self, camera: str):
@@ -179,13 +192,14 @@ class HandMeshPipeline:
                 whose size disagrees with the image.
         """
         t0 = time.perf_counter()
-        frames = []
+        frames, depths = [], []
         for item in items:
             if not isinstance(item, FrameInput):
                 item = FrameInput(*item)
             image, intr, camera = item.image, item.intrinsics, item.camera
             stamp = item.stamp if item.stamp is not None else time.monotonic()
-            intr = self._check(image, intr)
+            intr = self._check(image, intr, camera)
+            depths.append(self._check_depth(item.depth, intr, camera))
             dets = self._detector(camera).detect(image)[: self.config.max_hands]
             frames.append((image, intr, camera, stamp, dets))
         t1 = time.perf_counter()
@@ -207,7 +221,7 @@ class HandMeshPipeline:
 
         results = [FrameResult(hands=[], intrinsics=fr[1]) for fr in frames]
         for (f, det, track), fit in zip(jobs, fits):
-            hand = self._place(det, track, fit, frames[f][1], frames[f][3])
+            hand = self._place(det, track, fit, frames[f][1], frames[f][3], depths[f])
             if hand is not None:
                 results[f].hands.append(hand)
         t4 = time.perf_counter()
@@ -218,8 +232,7 @@ class HandMeshPipeline:
             r.timings_ms = dict(timings)
         return results
 
-    @staticmethod
-    def _check(image: np.ndarray, intr: Optional[CameraIntrinsics]) -> CameraIntrinsics:
+    def _check(self, image: np.ndarray, intr: Optional[CameraIntrinsics], camera: str) -> CameraIntrinsics:
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got "
                              f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image))}")
@@ -231,7 +244,24 @@ class HandMeshPipeline:
         intr.validate()
         if (intr.width, intr.height) != (w, h):
             raise ValueError(f"image is {w}x{h} but its CameraInfo says {intr.width}x{intr.height}")
+        problem = intr.distortion_problem()
+        if problem is not None:
+            self._fallback(problem, f"camera '{camera}': lens distortion ignored (model "
+                                    f"{intr.distortion_model!r}, {len(intr.distortion)} coefficients; "
+                                    f"supported: plumb_bob 5, rational_polynomial 8/12/14, equidistant 4)")
+            intr = intr.without_distortion()
         return intr
+
+    def _check_depth(self, depth, intr: CameraIntrinsics, camera: str) -> Optional[np.ndarray]:
+        """The frame's depth in metres, or None (no depth, or unusable: counted fallback)."""
+        if depth is None:
+            return None
+        depth_m, problem = depth_in_metres(depth, intr.width, intr.height)
+        if problem is not None:
+            self._fallback(problem, f"camera '{camera}': depth image ignored: {DEPTH_REASONS[problem]} "
+                                    f"(depth {getattr(depth, 'shape', None)} {getattr(depth, 'dtype', type(depth))}, "
+                                    f"image {intr.width}x{intr.height})")
+        return depth_m
 
     def _regress(self, jobs, intrinsics: List[CameraIntrinsics]):
         """Fit all hands, ``batch_size`` at a time, with their 2D keypoints and intrinsics
@@ -244,9 +274,8 @@ class HandMeshPipeline:
         for s in range(0, len(jobs), bs):
             chain = jobs[s:s + bs]
             kp = np.stack([det.keypoints_3d for _, det, _ in chain])
-            kp2d = np.stack([det.keypoints_2d for _, det, _ in chain])
-            K = np.array([[intrinsics[f].fx, intrinsics[f].fy, intrinsics[f].cx, intrinsics[f].cy]
-                          for f, _, _ in chain])
+            kp2d = np.stack([undistort_points(det.keypoints_2d, intrinsics[f]) for f, det, _ in chain])
+            K = np.stack([intrinsics[f].pinhole for f, _, _ in chain])  # kp2d: ideal pinhole pixels
             is_right = np.array([track.side == RIGHT for _, _, track in chain])
             init = np.stack([t.params if t.params is not None else np.full(58, np.nan) for _, _, t in chain])
             try:
@@ -281,14 +310,29 @@ class HandMeshPipeline:
     def _count(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
 
-    def _place(self, det, track, fit, intr: CameraIntrinsics, stamp: float) -> Optional[Hand]:
-        """Range check on the fitted camera translation; optional smoothing."""
+    def _fallback(self, reason: str, message: str) -> None:
+        """Count a fallback in ``fallbacks[reason]``; log a warning at most once per
+        ``WARN_THROTTLE_S`` per reason (with the count so far)."""
+        n = self.fallbacks[reason] = self.fallbacks.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._last_warning.get(reason, -np.inf) >= WARN_THROTTLE_S:
+            self._last_warning[reason] = now
+            _LOG.warning("%s [%s, %d so far]", message, reason, n)
+
+    def _place(self, det, track, fit, intr: CameraIntrinsics, stamp: float,
+               depth_m: Optional[np.ndarray] = None) -> Optional[Hand]:
+        """Range check on the fitted camera translation; with a depth image, the translation
+        from depth (``depth.translation_from_depth``, counted fallback to the intrinsics-only
+        one); optional smoothing."""
         if fit is None:
             return None
         transl = fit["transl"]
         if not (np.isfinite(transl).all() and DEPTH_RANGE_M[0] < transl[2] < DEPTH_RANGE_M[1]):
             self._count("depth_out_of_range")
             return None
+        source = TRANSLATION_ASSUMED if intr.assumed else TRANSLATION_INTRINSICS
+        if depth_m is not None:
+            transl, source = self._depth_translation(track.side, fit["vertices"], transl, source, depth_m, intr)
         params, joints, verts, rots = fit["params"], fit["joints"], fit["vertices"], fit["joint_rotations"]
         if self.config.smoothing == "one_euro":
             params, transl, joints, verts, rots = self._smooth(track, params, transl, stamp)
@@ -301,9 +345,22 @@ class HandMeshPipeline:
                     global_orient=params[:3].astype(np.float32), hand_pose=params[3:48].astype(np.float32),
                     betas=params[48:58].astype(np.float32), transl=transl,
                     vertices=(verts + transl).astype(np.float32), joints=joints, joint_rotations=frames,
-                    translation_source=TRANSLATION_ASSUMED if intr.assumed else TRANSLATION_INTRINSICS,
-                    hand_model=self.hand_model.name, track_id=track.track_id,
+                    translation_source=source, hand_model=self.hand_model.name, track_id=track.track_id,
                     fit_error=fit.get("error", float("nan")), reprojection_error=reproj)
+
+    def _depth_translation(self, side: int, vertices, transl, source: int, depth_m, intr: CameraIntrinsics):
+        """(translation, translation_source) from the depth image, or the given ones on a
+        counted fallback."""
+        if intr.assumed:
+            reason, detail = "depth_without_camera_info", DEPTH_REASONS["depth_without_camera_info"]
+        else:
+            res = translation_from_depth(vertices, self.hand_model.faces_for(side), transl, depth_m, intr,
+                                         self.depth_config)
+            if res.reason is None and DEPTH_RANGE_M[0] < res.transl[2] < DEPTH_RANGE_M[1]:
+                return res.transl, TRANSLATION_DEPTH
+            reason, detail = res.reason or "depth_disagrees", res.detail or "depth out of range"
+        self._fallback(reason, f"hand placed from the intrinsics only: {detail}")
+        return transl, source
 
     def _smooth(self, track, params, transl, stamp):
         fp = track.filters.setdefault("params", OneEuroFilter(min_cutoff=1.0, beta=0.5))

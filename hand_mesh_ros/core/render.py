@@ -1,7 +1,8 @@
-"""Draw hand meshes over a camera image (ROS-free, numpy + OpenCV).
+"""Draw hand meshes over a camera image, and z-buffer a mesh's depth (ROS-free, numpy + OpenCV).
 
-The overlay uses the image's real intrinsics, so what is drawn is exactly where the 3D mesh
-projects: a check of both the fit and the placement in the camera.
+The overlay uses the image's real intrinsics, lens distortion included (``camera.project``:
+vertices go to the raw, distorted pixels of the input image), so what is drawn is exactly
+where the 3D mesh projects: a check of both the fit and the placement in the camera.
 
 Rendering is a vectorised painter's algorithm:
 
@@ -12,10 +13,15 @@ Rendering is a vectorised painter's algorithm:
    winding, ``faces_for(side)``) points towards the camera at the origin;
 4. each kept triangle gets Lambert shading from a point light at the camera centre;
 5. triangles of all hands together are sorted far to near by mean depth and filled in
-   that order with ``cv2.fillConvexPoly`` (sub-pixel coordinates), so nearer triangles win,
-   also across hands;
+   that order with ``cv2.fillConvexPoly`` (sub-pixel coordinates, corners projected with
+   the lens distortion; a triangle with a corner outside the lens model's valid field,
+   ``camera.valid_radius``, is skipped), so nearer triangles win, also across hands;
 6. the mesh layer is alpha-blended over the image; a 2D skeleton of the projected joints
    and a text label (side, track id, score) are drawn on top, opaque.
+
+``render_depth`` fills the same front-facing triangles, far to near, with their depth into a
+float image of the mesh's bounding box: the model's own surface for depth fusion
+(``core.depth``).
 
 Colours (RGB), also used for the documented RViz marker colours:
 right hand = blue ``RIGHT_RGB``, left hand = orange ``LEFT_RGB``.
@@ -69,18 +75,71 @@ def _visible_triangles(hands: Sequence[Hand], faces_for: Callable[[int], np.ndar
         empty = np.zeros((0, 3))
         return np.zeros((0, 3, 3)), np.zeros(0), empty
     tri = np.concatenate(tris)
-    rgb = np.concatenate(colors)
-    # In front of the camera (every corner), finite.
+    keep, shade = _front_facing(tri)
+    return tri[keep], shade[keep], np.concatenate(colors)[keep]
+
+
+def _front_facing(tri: np.ndarray):
+    """Which (T, 3, 3) camera-frame triangles are drawn: every corner finite and in front of
+    the camera, outward normal (right-hand rule) towards the camera at the origin.
+
+    Returns:
+        keep: (T,) bool; shade: (T,) float64 Lambert factor in [0, 1] (point light at the camera).
+    """
     keep = np.all(tri[:, :, 2] > NEAR_Z_M, axis=1) & np.all(np.isfinite(tri), axis=(1, 2))
-    # Outward normal by the right-hand rule; facing the camera when it points to the origin.
     normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     centre = tri.mean(axis=1)
     facing = -np.einsum("ij,ij->i", normal, centre)
     keep &= facing > 0
-    tri, rgb, normal, centre, facing = tri[keep], rgb[keep], normal[keep], centre[keep], facing[keep]
     norm = np.linalg.norm(normal, axis=1) * np.linalg.norm(centre, axis=1)
-    shade = np.divide(facing, norm, out=np.zeros_like(facing), where=norm > 0)
-    return tri, np.clip(shade, 0.0, 1.0), rgb
+    shade = np.divide(facing, norm, out=np.zeros_like(facing), where=keep & (norm > 0))
+    return keep, np.clip(shade, 0.0, 1.0)
+
+
+def _fill_far_to_near(canvas: np.ndarray, tri: np.ndarray, values: np.ndarray, intrinsics: CameraIntrinsics,
+                      offset=(0, 0)) -> None:
+    """Painter's algorithm: fill (T, 3, 3) camera-frame triangles into ``canvas``, far to near
+    by mean depth, each with its row of ``values`` (T, C); corners projected with the lens
+    distortion; triangles with a corner that does not project (``camera.project`` NaN) are
+    skipped. ``offset``: pixel (u, v) of the canvas's top-left pixel in the image."""
+    order = np.argsort(-tri[:, :, 2].mean(axis=1), kind="stable")
+    uv = project(tri[order], intrinsics) - np.asarray(offset, np.float64) - 0.5  # integer = pixel centre
+    drawn = np.isfinite(uv).all(axis=(1, 2))
+    pts = np.round(np.clip(uv[drawn], -_COORD_LIMIT, _COORD_LIMIT) * (1 << _SHIFT)).astype(np.int32)
+    for p, c in zip(pts, values[order[drawn]].tolist()):
+        cv2.fillConvexPoly(canvas, p, c, cv2.LINE_8, _SHIFT)
+
+
+def render_depth(vertices: np.ndarray, faces: np.ndarray, intrinsics: CameraIntrinsics):
+    """Z-buffer of one mesh in the image: the optical-frame depth of the nearest surface.
+
+    Front-facing triangles (outward winding) are filled far to near (painter's algorithm, as
+    ``render_overlay``) with their mean corner depth, in the raw pixel grid of ``intrinsics``
+    (lens distortion included), over the mesh's bounding box clipped to the image. Flat
+    per-triangle depth: for MANO's ~3-5 mm triangles the error is a fraction of a millimetre.
+
+    Args:
+        vertices: (V, 3) camera-frame vertices [m]; faces: (F, 3) outward-winding indices
+            (``HandModel.faces_for(side)``); intrinsics: the image's camera.
+
+    Returns:
+        ``(depth, (u0, v0))``: (h, w) float32 depth [m] (z of the optical frame, 0 = no
+        surface) of the image window whose top-left pixel is (u0, v0); (0, 0)-sized when
+        the mesh does not reach the image.
+    """
+    tri = np.asarray(vertices, np.float64)[np.asarray(faces, np.int64)]
+    keep, _ = _front_facing(tri)
+    tri = tri[keep]
+    uv = project(tri.reshape(-1, 3), intrinsics)
+    uv = uv[np.isfinite(uv).all(axis=1)]
+    if len(uv) == 0:
+        return np.zeros((0, 0), np.float32), (0, 0)
+    u0, v0 = np.clip(np.floor(uv.min(axis=0)).astype(np.int64) - 1, 0, [intrinsics.width, intrinsics.height])
+    u1, v1 = np.clip(np.ceil(uv.max(axis=0)).astype(np.int64) + 2, 0, [intrinsics.width, intrinsics.height])
+    canvas = np.zeros((max(v1 - v0, 0), max(u1 - u0, 0)), np.float32)
+    if canvas.size:
+        _fill_far_to_near(canvas, tri, tri[:, :, 2].mean(axis=1, keepdims=True), intrinsics, (u0, v0))
+    return canvas, (int(u0), int(v0))
 
 
 def render_overlay(
@@ -120,15 +179,11 @@ def render_overlay(
 
     tri, shade, rgb = _visible_triangles(hands, faces_for)
     if len(tri):
-        order = np.argsort(-tri[:, :, 2].mean(axis=1), kind="stable")  # far to near
-        uv = project(tri[order], intrinsics) - 0.5  # OpenCV: integer = pixel centre
-        pts = np.round(np.clip(uv, -_COORD_LIMIT, _COORD_LIMIT) * (1 << _SHIFT)).astype(np.int32)
-        color = rgb[order] * (AMBIENT + (1.0 - AMBIENT) * shade[order])[:, None]
+        color = rgb * (AMBIENT + (1.0 - AMBIENT) * shade)[:, None]
         color = np.clip(np.round(color), 0, 255).astype(np.int32)
         # RGBA layer: the alpha channel doubles as the coverage mask.
         layer = np.zeros(image.shape[:2] + (4,), np.uint8)
-        for p, c in zip(pts, color.tolist()):
-            cv2.fillConvexPoly(layer, p, (c[0], c[1], c[2], 255), cv2.LINE_8, _SHIFT)
+        _fill_far_to_near(layer, tri, np.concatenate([color, np.full((len(color), 1), 255)], 1), intrinsics)
         mask = layer[:, :, 3] > 0
         blended = alpha * layer[:, :, :3][mask].astype(np.float32) + (1.0 - alpha) * out[mask].astype(np.float32)
         out[mask] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
@@ -148,6 +203,8 @@ def _draw_skeleton(img: np.ndarray, hand: Hand, intrinsics: CameraIntrinsics) ->
         return
     front = joints[:, 2] > NEAR_Z_M
     uv = project(np.where(front[:, None], joints, 1.0), intrinsics) - 0.5
+    front &= np.isfinite(uv).all(axis=1)
+    uv = np.where(front[:, None], uv, 0.0)
     uv = np.round(np.clip(uv, -_COORD_LIMIT, _COORD_LIMIT) * (1 << _SHIFT)).astype(np.int64)
     line_rgb = (255, 255, 255)
     dot_rgb = tuple(int(0.5 * c) for c in side_color(hand.side))

@@ -13,8 +13,8 @@ Conventions used everywhere in ``hand_mesh_ros.core``:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import List, Optional
+from dataclasses import dataclass, field, replace
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -50,7 +50,9 @@ class Detection:
         side: ``LEFT`` (0) or ``RIGHT`` (1), the true side for the camera as configured.
         score: detection confidence in [0, 1].
         bbox: (4,) float32 ``x_min, y_min, x_max, y_max`` [px].
-        keypoints_2d: (21, 2) float32 ``(u, v)`` [px], OpenPose order.
+        keypoints_2d: (21, 2) float32 ``(u, v)`` [px], OpenPose order, in the pixels of the
+            image as given (a raw image's distorted pixels; the pipeline undistorts a copy
+            for the fit and the placement).
         keypoints_3d: (21, 3) float32 metric keypoints [m] in a camera-aligned frame whose
             origin is arbitrary (MediaPipe world landmarks: hand centre), or ``None`` when
             the detector gives none.
@@ -63,14 +65,34 @@ class Detection:
     keypoints_3d: Optional[np.ndarray] = None
 
 
+#: ``sensor_msgs/CameraInfo.distortion_model`` names supported, with the coefficient counts
+#: accepted for each (OpenCV's order, as ROS's image_geometry passes ``D`` to OpenCV):
+#: ``plumb_bob`` = k1 k2 p1 p2 k3 (Brown-Conrady); ``rational_polynomial`` = k1 k2 p1 p2 k3
+#: k4 k5 k6 [s1 s2 s3 s4 [tau_x tau_y]]; ``equidistant`` = k1 k2 k3 k4 (OpenCV fisheye,
+#: Kannala & Brandt 2006).
+DISTORTION_MODELS = {"plumb_bob": (5,), "rational_polynomial": (8, 12, 14), "equidistant": (4,)}
+
+
 @dataclass
 class CameraIntrinsics:
-    """Pinhole intrinsics of a (rectified) image, from ``sensor_msgs/CameraInfo`` ``K``.
+    """Camera model of an image, from ``sensor_msgs/CameraInfo`` ``K``, ``D``, ``distortion_model``.
+
+    Pixel coordinates of the *raw* image are distorted: a point of the optical frame maps to
+    the ideal pinhole pixel ``(fx x/z + cx, fy y/z + cy)`` and then through the lens
+    distortion (``camera.project``). With no (or all-zero) coefficients the camera is an
+    ideal pinhole. For an image that is already rectified (``image_rect``), build the
+    intrinsics from ``P`` with no distortion (``ros.camera_info.intrinsics_from_camera_info(
+    msg, rectified=True)``).
 
     Attributes:
         fx, fy: focal lengths [px]; cx, cy: principal point [px].
         width, height: image size [px].
         assumed: True when not measured (no CameraInfo): see ``assumed_for``.
+        distortion_model: CameraInfo model name ("" = none); see ``DISTORTION_MODELS``.
+        distortion: coefficients ``D`` in OpenCV's order (a tuple of floats; arrays are
+            converted). All zero or empty = no distortion, except for ``equidistant``, whose
+            zero coefficients are the ideal fisheye ``r = f theta`` (as in ROS's
+            image_geometry, which always applies ``cv::fisheye`` to that model).
     """
 
     fx: float
@@ -80,21 +102,28 @@ class CameraIntrinsics:
     width: int
     height: int
     assumed: bool = False
+    distortion_model: str = ""
+    distortion: Tuple[float, ...] = ()
 
     #: Horizontal field of view assumed when no CameraInfo is given [deg]: a typical
     #: webcam / RealSense colour stream (60-70 deg); documented in the README.
     ASSUMED_HFOV_DEG = 60.0
 
+    def __post_init__(self):
+        self.distortion = tuple(float(c) for c in np.asarray(self.distortion, np.float64).reshape(-1))
+        self.distortion_model = str(self.distortion_model or "")
+
     @classmethod
     def assumed_for(cls, width: int, height: int) -> "CameraIntrinsics":
         """Intrinsics assumed for an image with no CameraInfo: 60 deg horizontal FOV,
-        square pixels, principal point at the image centre."""
+        square pixels, principal point at the image centre, no distortion."""
         f = 0.5 * width / np.tan(np.deg2rad(cls.ASSUMED_HFOV_DEG) / 2.0)
         return cls(f, f, width / 2.0, height / 2.0, int(width), int(height), assumed=True)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the bad value if the intrinsics cannot be used
-        (non-finite or non-positive focal length, non-finite principal point, empty size)."""
+        (non-finite or non-positive focal length, non-finite principal point, empty size).
+        The distortion is not checked here: see ``distortion_problem``."""
         vals = dict(fx=self.fx, fy=self.fy, cx=self.cx, cy=self.cy)
         for k, v in vals.items():
             if not np.isfinite(v):
@@ -105,9 +134,42 @@ class CameraIntrinsics:
             raise ValueError(f"camera intrinsics: empty image size {self.width}x{self.height}")
 
     @property
+    def is_distorted(self) -> bool:
+        """False for an ideal pinhole (the fast path): no non-zero coefficient and not the
+        ``equidistant`` (fisheye) model."""
+        return self.distortion_model == "equidistant" or any(c != 0.0 for c in self.distortion)
+
+    def distortion_problem(self) -> Optional[str]:
+        """Why the distortion cannot be used, as a counter name, or None when it can.
+
+        Returns None for no distortion (empty / all-zero coefficients, any model name but
+        ``equidistant``) and for a supported model with an accepted number of finite coefficients; otherwise
+        ``"distortion_model_unsupported"``, ``"distortion_length_mismatch"`` or
+        ``"distortion_not_finite"``.
+        """
+        if not self.is_distorted:
+            return None
+        if not all(np.isfinite(self.distortion)):
+            return "distortion_not_finite"
+        if self.distortion_model not in DISTORTION_MODELS:
+            return "distortion_model_unsupported"
+        if len(self.distortion) not in DISTORTION_MODELS[self.distortion_model]:
+            return "distortion_length_mismatch"
+        return None
+
+    def without_distortion(self) -> "CameraIntrinsics":
+        """The same camera as an ideal pinhole (same K, no distortion)."""
+        return replace(self, distortion_model="", distortion=())
+
+    @property
     def K(self) -> np.ndarray:
         """(3, 3) float64 camera matrix."""
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], np.float64)
+
+    @property
+    def pinhole(self) -> np.ndarray:
+        """(4,) float64 ``fx, fy, cx, cy`` [px] (the row ``fit`` takes per hand)."""
+        return np.array([self.fx, self.fy, self.cx, self.cy], np.float64)
 
 
 @dataclass
@@ -122,7 +184,10 @@ class FrameInput:
         stamp: image time [s] (smoothing, tracking); None = now (monotonic clock).
         depth: optional (H, W) float32 depth registered to ``image`` [m] (0 or NaN =
             no measurement), e.g. a RealSense ``aligned_depth_to_color`` image converted
-            from 16UC1 millimetres.
+            from 16UC1 millimetres (uint16 millimetres are accepted too). Registered means
+            on the colour image's own pixel grid, lens distortion included (raw pixels).
+            Used to place the hands (``core.depth``); unusable depth is a counted fallback
+            (``HandMeshPipeline.fallbacks``).
     """
 
     image: np.ndarray
@@ -137,7 +202,10 @@ class Hand:
     """One hand in 3D, everything in the camera optical frame [m] (see module docstring).
 
     Attributes:
-        side, score, bbox, keypoints_2d: as in ``Detection`` (detector output).
+        side, score, bbox, keypoints_2d: as in ``Detection`` (detector output, pixels of
+            the image as given: with lens distortion they are the raw, distorted pixels, so
+            they overlay the input image directly; ``camera.undistort_points`` gives the
+            ideal pinhole pixels).
         track_id: stable id across frames (``tracking.HandTracker``); 0 before tracking.
         global_orient: (3,) float32 MANO root rotation, axis-angle [rad], camera frame.
         hand_pose: (45,) float32 15 MANO finger rotations, axis-angle [rad].

@@ -1,4 +1,4 @@
-"""HaMeR's crop camera -> translation of the hand in the full image's camera frame.
+"""HaMeR's crop camera -> placement of the hand in the full image's camera frame.
 
 HaMeR (Pavlakos et al., CVPR 2024; github.com/geopavlakos/hamer, MIT) predicts, per crop, a
 weak-perspective camera ``pred_cam = [s, tx, ty]`` for a 256-px patch (focal 5000 px). Its demo
@@ -6,7 +6,19 @@ turns that into a full-image translation with ``cam_crop_to_full`` (``hamer/util
 assuming a focal of ``5000/256 * max(W, H)`` and the principal point at the image centre. This
 module re-implements that (``cam_crop_to_full_reference``, checked against
 ../shared/golden/hamer/golden_cam_full.npz) and the same mapping with a real camera's
-intrinsics (``cam_crop_to_full_intrinsics``), which is what the ROS pipeline uses.
+intrinsics (``cam_crop_to_full_intrinsics``, fx != fy included), which is what the ROS
+pipeline uses; the rotation that turns a crop's orientation into the camera's is
+``core.camera.viewing_ray_rotation`` (the fit uses it for MediaPipe's world landmarks too).
+
+The crop is a view along the viewing ray of its centre, not along the optical axis. A network
+that sees only the crop predicts the hand's orientation as a camera looking along that ray
+would see it (the demo keeps it as if the crop were on the optical axis: off by the ray's
+angle, ~30 deg at the edge of a 60 deg field of view). With ``R_ray`` the smallest rotation
+taking the optical axis onto the ray, the hand in the camera frame is
+``X_cam = R_ray X_crop + T``: the root orientation ``R_ray R``, every joint rotation
+``R_ray R_j``, vertices and joints rotated by ``R_ray`` about the model origin, and the
+translation ``T`` that puts the origin where the crop camera put it. On the optical axis
+``R_ray = I`` exactly: the reference.
 
 Frames: camera optical frame (x right, y down, z forward) [m]; pixels (u right, v down) [px].
 Left hands: the network sees the mirrored crop, so ``tx`` is negated (``flip_cam_for_side``) and
@@ -101,22 +113,27 @@ def cam_crop_to_full_reference(pred_cam, box_center, box_size, img_size, focal):
 def cam_crop_to_full_intrinsics(pred_cam, box_center, box_size, fx, fy, cx, cy) -> np.ndarray:
     """Crop camera -> translation in a real pinhole camera (fx, fy, cx, cy), float64.
 
-    Derivation. The crop camera places a model-frame point (X, Y, Z) at image pixel
-    ``u = cx_box + a (X + tx)``, ``v = cy_box + a (Y + ty)`` with ``a = box_size * s / 2``
-    (pixels per metre at the hand: HaMeR's crop focal 5000/256 at depth 2*5000/(256 s) gives
-    s/2 crop units per metre, and one crop unit is ``box_size`` px). A pinhole camera with the
-    hand at depth Tz puts it at ``u = cx + fx (X + Tx)/Tz``, ``v = cy + fy (Y + Ty)/Tz``; for
-    X, Y small against Tz matching the two gives, per axis, ``Tz = fx/a`` and ``Tz = fy/a``.
-    Weak perspective is isotropic, so one depth serves both: ``Tz = fbar / a`` with
-    ``fbar = (fx + fy)/2`` (exact when fx == fy). Matching the constant terms:
-    ``Tx = (cx_box - cx)/fx * Tz + tx * fbar/fx`` and ``Ty = (cy_box - cy)/fy * Tz + ty * fbar/fy``.
-    With ``fx = fy = f`` and ``(cx, cy) = (W/2, H/2)`` this is ``cam_crop_to_full_reference``
-    exactly, apart from its ``+1e-9`` in the denominator (tested).
+    Derivation. The crop is taken in square pixels of focal ``fy`` (``preprocess.make_crops``
+    with ``pixel_aspect = fx/fy``): it is ``box_size * fx/fy`` image pixels wide and
+    ``box_size`` high, so the network sees the hand's true proportions. The crop camera places
+    a model-frame point (X, Y, Z) at ``u = cx_box + (fx/fy) a (X + tx)``,
+    ``v = cy_box + a (Y + ty)`` with ``a = box_size * s / 2`` (square pixels per metre at the
+    hand: HaMeR's crop focal 5000/256 at depth 2*5000/(256 s) gives s/2 crop units per metre,
+    one crop unit being ``box_size`` px). A pinhole camera with the hand at depth Tz puts it at
+    ``u = cx + fx (X + Tx)/Tz``, ``v = cy + fy (Y + Ty)/Tz``; for X, Y small against Tz both
+    axes agree on ``Tz = fy / a``, and matching the constant terms gives
+    ``Tx = (cx_box - cx)/fx * Tz + tx``, ``Ty = (cy_box - cy)/fy * Tz + ty``: the model
+    origin lands exactly where the crop camera put it, and the hand's scale is right on both
+    axes. (The previous form, an isotropic crop with ``Tz = (fx+fy)/2 / a``, scaled x by
+    ``fx / ((fx+fy)/2)`` and y by ``fy / ((fx+fy)/2)``.) With ``fx = fy = f`` and
+    ``(cx, cy) = (W/2, H/2)`` this is ``cam_crop_to_full_reference`` exactly, apart from its
+    ``+1e-9`` in the denominator (tested).
 
     Args:
         pred_cam: (N, 3) [s, tx, ty], side-corrected (``flip_cam_for_side``).
-        box_center: (N, 2) crop centre [px] in the original (unmirrored) image.
-        box_size: (N,) crop side [px].
+        box_center: (N, 2) crop centre [px] in the original (unmirrored) image, ideal pinhole
+            pixels (undistorted if the lens distorts).
+        box_size: (N,) crop side [px, square pixels of focal fy] (``HamerCrops.box_size``).
         fx, fy, cx, cy: intrinsics [px], scalars or (N,) per row.
 
     Returns:
@@ -141,9 +158,8 @@ def cam_crop_to_full_intrinsics(pred_cam, box_center, box_size, fx, fy, cx, cy) 
         raise ValueError("fx and fy must be finite and > 0")
     if not (np.all(np.isfinite(cx)) and np.all(np.isfinite(cy))):
         raise ValueError("cx and cy must be finite")
-    fbar = (fx + fy) / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        tz = fbar / (size * cam[:, 0] / 2.0)
-    tx = (ctr[:, 0] - cx) / fx * tz + cam[:, 1] * fbar / fx
-    ty = (ctr[:, 1] - cy) / fy * tz + cam[:, 2] * fbar / fy
+        tz = fy / (size * cam[:, 0] / 2.0)
+    tx = (ctr[:, 0] - cx) / fx * tz + cam[:, 1]
+    ty = (ctr[:, 1] - cy) / fy * tz + cam[:, 2]
     return np.stack([tx, ty, tz], axis=-1)

@@ -27,6 +27,16 @@ Per hand, in pixels of the original image (u right, v down):
 The reference reads BGR and reverses the channels at the end; the blur and the warp never mix
 channels, so starting from RGB gives the same patch (the golden test checks this).
 
+Non-square pixels (``pixel_aspect = fx / fy != 1``, not in the reference, which assumes
+``fx = fy``). The network must see the hand with its true proportions, so the crop is taken
+in a virtual image with square pixels of focal ``fy``: x distances are divided by
+``pixel_aspect`` before step 1 (box width), and the crop spans ``side * pixel_aspect`` image
+pixels horizontally and ``side`` vertically (step 4: the right-hand point is
+``centre + side/2 * pixel_aspect``). ``box_size`` is then in the virtual image's pixels (= the
+image's vertical pixels), which is what ``camera.cam_crop_to_full_intrinsics`` expects. The
+anti-aliasing sigma uses the larger of the two downsampling factors. With
+``pixel_aspect == 1`` every step is the reference's, bit for bit.
+
 Speed (``roi=True``, the default). The reference copies, blurs and mirrors the whole image
 for every hand. Here only the window the 256x256 warp can read is produced: the inverse-mapped
 patch corners + 2 px (bilinear neighbour, cv2's 1/32-px coordinate rounding), plus the gaussian
@@ -74,12 +84,14 @@ class HamerCrops:
     Attributes:
         patches: (N, 3, S, S) float32, RGB, ImageNet-normalised, S = image_size (256).
         box_center: (N, 2) float32 crop centre [px] in the original (unmirrored) image.
-        box_size: (N,) float32 square crop side [px].
+        box_size: (N,) float32 square crop side [px] (square pixels of focal fy: the crop
+            is ``box_size * pixel_aspect`` image pixels wide, ``box_size`` high).
         img_size: (N, 2) float32 image [W, H] [px].
         is_right: (N,) bool; False rows were cut from the mirrored image.
         affine: (N, 2, 3) float64 matrix given to ``cv2.warpAffine``: warp source (the mirrored
             image for left hands, i.e. ``x_src = W - 1 - x``) -> patch pixels.
         blur_sigma: (N,) float64 anti-alias gaussian sigma [px]; 0 where no blur was applied.
+        pixel_aspect: the ``fx / fy`` the crops were taken with (1.0 = the reference).
     """
 
     patches: np.ndarray
@@ -89,6 +101,7 @@ class HamerCrops:
     is_right: np.ndarray
     affine: np.ndarray
     blur_sigma: np.ndarray
+    pixel_aspect: float = 1.0
 
     def __len__(self) -> int:
         return int(self.patches.shape[0])
@@ -127,17 +140,20 @@ def _check_image(image_rgb) -> np.ndarray:
 
 
 def crop_box(boxes_xyxy, rescale_factor: float = RESCALE_FACTOR,
-             bbox_shape: Sequence[int] = BBOX_SHAPE) -> Tuple[np.ndarray, np.ndarray]:
+             bbox_shape: Sequence[int] = BBOX_SHAPE, pixel_aspect: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
     """Square crops of HaMeR's demo from detector boxes.
 
     Args:
         boxes_xyxy: (N, 4) [x0, y0, x1, y1] [px], finite, x1 > x0 and y1 > y0.
         rescale_factor: enlargement of the box side (2.0 in the demo).
         bbox_shape: (width, height) aspect the box is grown to before squaring.
+        pixel_aspect: ``fx / fy`` of the camera (> 0); the box width counts as
+            ``width / pixel_aspect`` square pixels (module notes).
 
     Returns:
-        center: (N, 2) float32 [px]; box_size: (N,) float64 crop side [px], numerically the
-        reference's value (float32 inputs, aspect growth in float64 -- see the module notes).
+        center: (N, 2) float32 [px]; box_size: (N,) float64 crop side [px, square pixels of
+        focal fy], numerically the reference's value when ``pixel_aspect == 1`` (float32
+        inputs, aspect growth in float64 -- see the module notes).
 
     Raises:
         ValueError: malformed boxes.
@@ -149,6 +165,8 @@ def crop_box(boxes_xyxy, rescale_factor: float = RESCALE_FACTOR,
     scale = np.float32(rescale_factor) * (b[:, 2:4] - b[:, 0:2]) / np.float32(200.0)
     wh = scale * np.float32(200.0)
     w, h = wh[:, 0], wh[:, 1]
+    if pixel_aspect != 1.0:
+        w = (w / np.float32(pixel_aspect)).astype(np.float32)
     wt, ht = bbox_shape
     w64, h64 = w.astype(np.float64), h.astype(np.float64)
     too_wide = (h / w).astype(np.float64) < ht / wt  # float32 ratio, as the reference
@@ -157,11 +175,13 @@ def crop_box(boxes_xyxy, rescale_factor: float = RESCALE_FACTOR,
     return center, side
 
 
-def _affine(cx, cy, side: float, image_size: int) -> np.ndarray:
-    """cv2 affine (2x3 float64) taking the square ``side`` around (cx, cy) to the patch."""
+def _affine(cx, cy, side: float, image_size: int, pixel_aspect: float = 1.0) -> np.ndarray:
+    """cv2 affine (2x3 float64) taking the square ``side`` (``side * pixel_aspect`` image
+    pixels wide) around (cx, cy) to the patch."""
     half = float(np.float32(side * 0.5))
     cx, cy = float(cx), float(cy)
-    src = np.array([[cx, cy], [cx, cy + half], [cx + half, cy]], np.float64).astype(np.float32)
+    half_x = half if pixel_aspect == 1.0 else half * float(pixel_aspect)
+    src = np.array([[cx, cy], [cx, cy + half], [cx + half_x, cy]], np.float64).astype(np.float32)
     c = image_size * 0.5
     dst = np.array([[c, c], [c, c + c], [c + c, c]], np.float32)
     return cv2.getAffineTransform(src, dst)
@@ -221,7 +241,7 @@ def _warp_source_full(img: np.ndarray, flip: bool, sigma: float) -> np.ndarray:
 def make_crops(image_rgb: np.ndarray, boxes_xyxy, is_right,
                rescale_factor: float = RESCALE_FACTOR, image_size: int = IMAGE_SIZE,
                bbox_shape: Sequence[int] = BBOX_SHAPE, mean: Sequence[float] = IMAGENET_MEAN,
-               std: Sequence[float] = IMAGENET_STD, roi: bool = True) -> HamerCrops:
+               std: Sequence[float] = IMAGENET_STD, roi: bool = True, pixel_aspect: float = 1.0) -> HamerCrops:
     """HaMeR network inputs for the hands of one image (the demo's ``ViTDetDataset`` items).
 
     Args:
@@ -233,14 +253,18 @@ def make_crops(image_rgb: np.ndarray, boxes_xyxy, is_right,
         mean, std: per-channel RGB normalisation in [0, 1] units (scaled by 255 here).
         roi: True blurs/mirrors only the window the warp reads (bit-identical, faster); False
             runs the reference's whole-image path.
+        pixel_aspect: the camera's ``fx / fy``: crops in square pixels (module notes); 1.0 is
+            the reference.
 
     Returns:
         HamerCrops (N = 0 gives empty arrays with the documented trailing shapes).
 
     Raises:
-        ValueError: image not (H, W, 3) uint8 or empty, malformed boxes, or ``is_right`` not
-            of length N.
+        ValueError: image not (H, W, 3) uint8 or empty, malformed boxes, ``is_right`` not
+            of length N, or ``pixel_aspect`` not finite and > 0.
     """
+    if not (np.isfinite(pixel_aspect) and pixel_aspect > 0):
+        raise ValueError(f"pixel_aspect (fx / fy) must be finite and > 0, got {pixel_aspect}")
     img = _check_image(image_rgb)
     boxes = _check_boxes(boxes_xyxy)
     n = boxes.shape[0]
@@ -249,7 +273,7 @@ def make_crops(image_rgb: np.ndarray, boxes_xyxy, is_right,
         raise ValueError(f"is_right must have one flag per box ({n}), got shape {right.shape}")
     right = right.reshape(n).astype(bool)
     h, w = img.shape[:2]
-    center, side = crop_box(boxes, rescale_factor, bbox_shape)
+    center, side = crop_box(boxes, rescale_factor, bbox_shape, pixel_aspect)
     m32 = (255.0 * np.asarray(mean, np.float64)).astype(np.float32)[:, None, None]
     s32 = (255.0 * np.asarray(std, np.float64)).astype(np.float32)[:, None, None]
     patches = np.empty((n, 3, image_size, image_size), np.float32)
@@ -257,12 +281,12 @@ def make_crops(image_rgb: np.ndarray, boxes_xyxy, is_right,
     sigma = np.zeros(n, np.float64)
     bufs: dict = {}
     for i in range(n):
-        d = side[i] * 1.0 / image_size / 2.0
+        d = side[i] * max(1.0, pixel_aspect) / image_size / 2.0
         if d > _BLUR_THRESHOLD:
             sigma[i] = (d - 1.0) / 2.0
         flip = not right[i]
         cx = (w - np.float64(center[i, 0]) - 1.0) if flip else center[i, 0]
-        affine[i] = _affine(cx, center[i, 1], side[i], image_size)
+        affine[i] = _affine(cx, center[i, 1], side[i], image_size, pixel_aspect)
         src = (_warp_source_roi(img, affine[i], flip, sigma[i], image_size, bufs) if roi
                else _warp_source_full(img, flip, sigma[i]))
         patch = cv2.warpAffine(src, affine[i], (image_size, image_size), flags=cv2.INTER_LINEAR,
@@ -274,4 +298,4 @@ def make_crops(image_rgb: np.ndarray, boxes_xyxy, is_right,
     return HamerCrops(
         patches=patches, box_center=center, box_size=side.astype(np.float32),
         img_size=np.tile(np.array([w, h], np.float32), (n, 1)), is_right=right,
-        affine=affine, blur_sigma=sigma)
+        affine=affine, blur_sigma=sigma, pixel_aspect=float(pixel_aspect))

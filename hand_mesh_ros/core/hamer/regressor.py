@@ -5,7 +5,13 @@ one forward per ``batch_size`` crops under ``torch.inference_mode`` (CUDA: optio
 fp16 autocast; a CUDA out-of-memory error halves the batch and retries, with a warning),
 then per hand: left hands mirrored back (x of vertices and joints, ``M R M`` for rotations
 with ``M = diag(-1, 1, 1)``), the crop camera turned into a metric translation with the
-image's real intrinsics (``camera.cam_crop_to_full_intrinsics``), rotations to axis-angle.
+image's real intrinsics (``camera.cam_crop_to_full_intrinsics``; crops taken in square pixels,
+``pixel_aspect = fx/fy``), the hand turned from the crop's viewing ray into the camera frame
+(``core.camera.viewing_ray_rotation``: root orientation, joint rotations, vertices and joints),
+rotations to axis-angle. With lens distortion the crop centre is undistorted (and the crop
+size scaled by the local undistortion scale) before the camera maths; the crop itself is cut
+from the raw image, so the network sees the lens's local distortion (small for a hand-sized
+crop of an ordinary lens).
 """
 from __future__ import annotations
 
@@ -17,9 +23,11 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from ..camera import undistort_points, undistortion_scale
 from ..hand_model import JOINT_ROTATION_SOURCE, HandModel, mirror_model_data
 from ..mano_io import load_mano_file
 from ..types import CameraIntrinsics
+from ..camera import viewing_ray_rotation
 from .camera import cam_crop_to_full_intrinsics, flip_cam_for_side
 from .checkpoint import load_into, load_state_dict
 from .config import HamerConfig, find_mano_right, find_model_config
@@ -146,10 +154,12 @@ class HamerRegressor:
 
         Returns one dict per item: ``params`` (58,) float64 = global_orient (3) + hand_pose
         (45) axis-angle [rad] + betas (10), for the item's side (a left hand's parameters are
-        the mirror ``(x, -y, -z)`` of the right-hand prediction); ``vertices`` (V, 3) and
-        ``joints`` (21, 3) float32 [m] model frame (add ``transl``); ``transl`` (3,) float64
-        [m] optical frame; ``joint_rotations`` (21, 3, 3) float32; ``pred_cam`` (3,) the raw
-        crop camera; ``error`` nan (no fit residual).
+        the mirror ``(x, -y, -z)`` of the right-hand prediction), global_orient in the camera
+        frame (corrected for the crop's viewing ray); ``vertices`` (V, 3) and ``joints``
+        (21, 3) float32 [m], the hand model posed with ``params`` (add ``transl``);
+        ``transl`` (3,) float64 [m] optical frame; ``joint_rotations`` (21, 3, 3) float32,
+        camera frame; ``pred_cam`` (3,) the raw crop camera; ``ray_rotation`` (3, 3) the
+        crop's viewing-ray rotation applied; ``error`` nan (no fit residual).
         """
         if not items:
             return []
@@ -158,10 +168,11 @@ class HamerRegressor:
             groups.setdefault(id(it.image), []).append(k)
         order, patches, centers, sizes = [], [], [], []
         for idx in groups.values():
+            K = items[idx[0]].intrinsics
             crops = make_crops(items[idx[0]].image, np.stack([items[k].bbox for k in idx]),
                                np.array([items[k].is_right for k in idx]),
                                image_size=self.cfg.image_size, bbox_shape=self.cfg.bbox_shape,
-                               mean=self.cfg.image_mean, std=self.cfg.image_std)
+                               mean=self.cfg.image_mean, std=self.cfg.image_std, pixel_aspect=K.fx / K.fy)
             order += idx
             patches.append(crops.patches)
             centers.append(crops.box_center)
@@ -176,17 +187,30 @@ class HamerRegressor:
     def _hand(self, it: HamerItem, o: Dict[str, np.ndarray], center, size) -> Dict[str, np.ndarray]:
         right = bool(it.is_right)
         K = it.intrinsics
+        center = np.asarray(center, np.float64)[None]
+        size = float(size) * undistortion_scale(center, K)  # crop side in ideal pixels
+        center = undistort_points(center, K)
         cam = flip_cam_for_side(o["pred_cam"][None], np.array([right]))
-        transl = cam_crop_to_full_intrinsics(cam, center[None], np.array([size]), K.fx, K.fy, K.cx, K.cy)[0]
+        transl = cam_crop_to_full_intrinsics(cam, center, size, K.fx, K.fy, K.cx, K.cy)[0]
         local = np.concatenate([o["global_orient"], o["hand_pose"]]).astype(np.float64)  # (16, 3, 3)
         aa = Rotation.from_matrix(local).as_rotvec()
-        rots = o["global_rotations"][list(JOINT_ROTATION_SOURCE)]
-        verts, joints = o["vertices"], o["keypoints_3d"]
+        rots = o["global_rotations"][list(JOINT_ROTATION_SOURCE)].astype(np.float64)
+        verts, joints = o["vertices"].astype(np.float64), o["keypoints_3d"].astype(np.float64)
         if not right:
             aa = aa * np.array([1.0, -1.0, -1.0])
             verts, joints = verts * _FLIP, joints * _FLIP
             rots = _FLIP[:, None] * rots * _FLIP[None, :]  # M R M
+        # crop frame -> camera frame: X_cam = R_ray X + transl (camera.py). MANO's root rotation
+        # turns about the root joint J0, so posing with R_ray R moves the model by
+        # J0 - R_ray J0; transl takes the opposite, keeping X_cam = vertices + transl.
+        ray = viewing_ray_rotation(center, K.fx, K.fy, K.cx, K.cy)[0]
+        root = joints[0].copy()
+        aa[0] = Rotation.from_matrix(ray @ Rotation.from_rotvec(aa[0]).as_matrix()).as_rotvec()
+        verts = (verts - root) @ ray.T + root
+        joints = (joints - root) @ ray.T + root
+        rots = ray @ rots
+        transl = transl + ray @ root - root
         params = np.concatenate([aa.reshape(-1), o["betas"].astype(np.float64)])
         return {"params": params, "vertices": verts.astype(np.float32), "joints": joints.astype(np.float32),
                 "transl": np.asarray(transl, np.float64), "joint_rotations": rots.astype(np.float32),
-                "pred_cam": o["pred_cam"], "error": float("nan")}
+                "pred_cam": o["pred_cam"], "ray_rotation": ray, "error": float("nan")}
