@@ -1,9 +1,10 @@
 """The ROS-free pipeline: RGB images in, ``FrameResult`` (hands with MANO meshes) out.
 
-Per batch of images (one per camera): detect hands (per camera) -> associate to tracks
-(stable ids, side hysteresis) -> regress MANO (all hands of the batch together,
+Per batch of images (one per camera): detect hands (per camera) -> remove duplicate
+detections, keep ``max_hands`` -> associate to tracks (stable ids, side hysteresis, primary
+track per side; ``core.tracking``) -> regress MANO (all hands of the batch together,
 ``batch_size`` at a time: "fit" warm-started per track, or "hamer" on the hand crops) -> place in the camera optical frame with
-the real intrinsics -> optional One Euro smoothing. The ROS node and the offline CLI both
+the real intrinsics -> optional One Euro smoothing (``core.smoothing``). The ROS node and the offline CLI both
 call this object; it knows nothing of ROS.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ from .fit import FitConfig, ManoFitter
 from .hamer.preprocess import valid_boxes
 from .hamer.regressor import PRECISIONS, HamerItem, HamerRegressor
 from .hand_model import load_hand_model
-from .tracking import SMOOTHING, HandTracker, OneEuroFilter
+from .smoothing import HandSmoother
+from .tracking import SMOOTHING, HandTracker, suppress_duplicates
 from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_INTRINSICS, CameraIntrinsics,
                     FrameInput, FrameResult, Hand)
 
@@ -29,6 +31,17 @@ REGRESSORS = ("fit", "hamer")
 DEVICES = ("auto", "cpu", "cuda")
 #: A hand placed nearer or farther than this from the camera is rejected (counted) [m].
 DEPTH_RANGE_M = (0.05, 20.0)
+#: The detector is asked for this many hands more than ``max_hands`` (when ``max_hands`` >= 2),
+#: so that a duplicate detection cannot push a real hand out before de-duplication (and, in
+#: MediaPipe's tracking mode, keep it out while the duplicate is tracked). Measured on the 2
+#: cores of this project's machines: on hand_landmarker_test_video.mp4 (one hand) MediaPipe
+#: costs the same with 2 or 3 hands asked (14.7 vs 15.0 ms/frame: with fewer hands tracked
+#: than asked it runs palm detection on every frame anyway); with two hands in view (the
+#: video stacked over its mirror image) 3 instead of 2 costs +50 % (11.0 -> 16.6 ms/frame),
+#: since palm detection then also runs while both hands are tracked. With ``max_hands`` 1
+#: nothing is added (MediaPipe, tracking one hand, then skips palm detection: 6.7 ms/frame;
+#: one more would cost 2.2x) and one output slot cannot hold a duplicate and a second hand.
+EXTRA_DETECTOR_CANDIDATES = 1
 
 
 @dataclass
@@ -49,7 +62,18 @@ class PipelineConfig:
             folders up, as HaMeR's release lays it out); unused by "fit".
         precision: "hamer" compute precision: "auto" (bf16/fp16 autocast on CUDA, fp32 on
             CPU), "fp32", "bf16", "fp16" (CUDA only).
-        smoothing: "none" or "one_euro".
+        smoothing: "none" or "one_euro" (``core.smoothing``: One Euro on each track's
+            rotations, betas and translation; the hand model is then run again on the
+            filtered parameters).
+        smoothing_min_cutoff: One Euro cutoff at rest [Hz], > 0 (lower = less jitter, more lag).
+        smoothing_beta: One Euro speed coefficient, >= 0 (per rad/s of rotation, per hand
+            length (0.1 m) per second of translation; higher = less lag when moving).
+        track_max_missed: frames a track keeps its id unseen (>= 0).
+        side_hysteresis: consecutive frames of the other side label needed to change a
+            track's side (>= 1).
+        nms_iou: two detections whose boxes overlap by this IoU or more are one hand, (0, 1].
+        nms_keypoint_distance: ... as are two whose mean 2D keypoint distance is at most
+            this many box diagonals (>= 0); see ``core.tracking``.
         mirrored: the images are mirrored (selfie view); affects left/right only.
         static_image_mode: True for unrelated images (no tracking between images).
     """
@@ -64,6 +88,12 @@ class PipelineConfig:
     checkpoint: str = ""
     precision: str = "auto"
     smoothing: str = "none"
+    smoothing_min_cutoff: float = 1.0
+    smoothing_beta: float = 0.5
+    track_max_missed: int = 5
+    side_hysteresis: int = 5
+    nms_iou: float = 0.5
+    nms_keypoint_distance: float = 0.2
     mirrored: bool = False
     static_image_mode: bool = False
 
@@ -81,6 +111,16 @@ class PipelineConfig:
             raise ValueError(f"parameter 'max_hands': {self.max_hands} must be an integer >= 1")
         if not 0.0 <= float(self.min_score) <= 1.0:
             raise ValueError(f"parameter 'min_score': {self.min_score} must be in [0, 1]")
+        ranges = {"smoothing_min_cutoff": ("> 0 [Hz]", lambda v: v > 0),
+                  "smoothing_beta": (">= 0", lambda v: v >= 0),
+                  "track_max_missed": ("an integer >= 0", lambda v: v >= 0 and v.is_integer()),
+                  "side_hysteresis": ("an integer >= 1", lambda v: v >= 1 and v.is_integer()),
+                  "nms_iou": ("in (0, 1]", lambda v: 0 < v <= 1),
+                  "nms_keypoint_distance": (">= 0", lambda v: v >= 0)}
+        for name, (allowed, ok) in ranges.items():
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and ok(float(value))):
+                raise ValueError(f"parameter '{name}': {value!r} must be {allowed}")
         if self.regressor == "hamer" and not self.checkpoint:
             raise ValueError("parameter 'checkpoint': regressor 'hamer' needs a HaMeR checkpoint file "
                              "(e.g. _DATA/hamer_ckpts/checkpoints/hamer.ckpt)")
@@ -130,13 +170,17 @@ class HandMeshPipeline:
     def _detector(self, camera: str):
         if camera not in self._detectors:
             c = self.config
+            candidates = c.max_hands + (EXTRA_DETECTOR_CANDIDATES if c.max_hands >= 2 else 0)
             self._detectors[camera] = create_detector(
-                c.detector, max_hands=c.max_hands, min_score=c.min_score, mirrored=c.mirrored,
+                c.detector, max_hands=candidates, min_score=c.min_score, mirrored=c.mirrored,
                 static_image_mode=c.static_image_mode)
         return self._detectors[camera]
 
     def _tracker(self, camera: str) -> HandTracker:
-        return self._trackers.setdefault(camera, HandTracker())
+        if camera not in self._trackers:
+            c = self.config
+            self._trackers[camera] = HandTracker(c.track_max_missed, c.side_hysteresis)
+        return self._trackers[camera]
 
     def reset(self, camera: Optional[str] = None) -> None:
         """Forget tracks (of one camera, or all)."""
@@ -181,14 +225,16 @@ class HandMeshPipeline:
             image, intr, camera = item.image, item.intrinsics, item.camera
             stamp = item.stamp if item.stamp is not None else time.monotonic()
             intr = self._check(image, intr)
-            dets = self._detector(camera).detect(image)[: self.config.max_hands]
+            dets = self._detector(camera).detect(image)
             frames.append((image, intr, camera, stamp, dets))
         t1 = time.perf_counter()
 
         jobs = []  # (frame index, detection, track)
+        c = self.config
         for f, (_, _, camera, _, dets) in enumerate(frames):
+            dets = suppress_duplicates(dets, c.nms_iou, c.nms_keypoint_distance)[: c.max_hands]
             tracker = self._tracker(camera)
-            if self.config.static_image_mode:
+            if c.static_image_mode:
                 tracker.reset()
             for det, track in zip(dets, tracker.update(dets)):
                 jobs.append((f, det, track))
@@ -290,13 +336,17 @@ class HandMeshPipeline:
                     vertices=(verts + transl).astype(np.float32), joints=(joints + transl).astype(np.float32),
                     joint_rotations=rots.astype(np.float32),
                     translation_source=TRANSLATION_ASSUMED if intr.assumed else TRANSLATION_INTRINSICS,
-                    hand_model=self.hand_model.name, track_id=track.track_id, fit_error=fit["error"])
+                    hand_model=self.hand_model.name, track_id=track.track_id, primary=track.primary,
+                    fit_error=fit["error"])
 
     def _smooth(self, track, params, transl, stamp):
-        fp = track.filters.setdefault("params", OneEuroFilter(min_cutoff=1.0, beta=0.5))
-        ft = track.filters.setdefault("transl", OneEuroFilter(min_cutoff=1.0, beta=5.0))
-        params = fp(params, stamp)
-        transl = ft(transl, stamp)
+        """One Euro on the track's rotations, betas and translation (``core.smoothing``),
+        then the hand model on the filtered parameters: joints, vertices and joint
+        rotations stay consistent with the published MANO parameters."""
+        if track.smoother is None:
+            track.smoother = HandSmoother(self.config.smoothing_min_cutoff, self.config.smoothing_beta)
+        go, hp, betas, transl = track.smoother(params[:3], params[3:48], params[48:58], transl, stamp)
+        params = np.concatenate([go, hp, betas])
         p = torch.as_tensor(params[None], dtype=torch.float32, device=self.device)
         with torch.no_grad():
             o = self.hand_model(p[:, :3], p[:, 3:48], p[:, 48:58], torch.tensor([track.side == RIGHT], device=self.device))
