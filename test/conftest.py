@@ -18,7 +18,7 @@ def _require(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def hands_data() -> Path:
     """../shared/data/hands (real hand images and video); skips when absent."""
     return _require(HANDS_DATA)

@@ -88,10 +88,10 @@ class PipelineConfig:
     checkpoint: str = ""
     precision: str = "auto"
     smoothing: str = "none"
-    smoothing_min_cutoff: float = 1.0
+    smoothing_min_cutoff: float = 2.0
     smoothing_beta: float = 0.5
     track_max_missed: int = 5
-    side_hysteresis: int = 5
+    side_hysteresis: int = 10
     nms_iou: float = 0.5
     nms_keypoint_distance: float = 0.2
     mirrored: bool = False

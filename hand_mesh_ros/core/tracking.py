@@ -167,7 +167,7 @@ class HandTracker:
         ValueError: an argument out of range.
     """
 
-    def __init__(self, max_missed: int = 5, side_hysteresis: int = 5):
+    def __init__(self, max_missed: int = 5, side_hysteresis: int = 10):
         if int(max_missed) < 0:
             raise ValueError(f"max_missed must be >= 0, got {max_missed}")
         if int(side_hysteresis) < 1:
