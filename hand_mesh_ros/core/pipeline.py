@@ -247,13 +247,19 @@ class HandMeshPipeline:
         t3 = time.perf_counter()
 
         results = [FrameResult(hands=[], intrinsics=fr[1]) for fr in frames]
+        placed = []  # (frame index, hand, track)
         for (f, det, track), fit in zip(jobs, fits):
-            hand = self._place(det, track, fit, frames[f][1], frames[f][3])
+            hand = self._place(det, track, fit, frames[f][1])
             if hand is not None:
-                results[f].hands.append(hand)
+                placed.append((f, hand, track))
         t4 = time.perf_counter()
+        if c.smoothing == "one_euro":
+            self._smooth([(hand, track, frames[f][3]) for f, hand, track in placed])
+        for f, hand, _ in placed:
+            results[f].hands.append(hand)
+        t5 = time.perf_counter()
         timings = {"detect": (t1 - t0) * 1e3, "track": (t2 - t1) * 1e3,
-                   "regress": (t3 - t2) * 1e3, "place": (t4 - t3) * 1e3}
+                   "regress": (t3 - t2) * 1e3, "place": (t4 - t3) * 1e3, "smooth": (t5 - t4) * 1e3}
         for r in results:
             r.hands.sort(key=lambda h: -h.score)
             r.timings_ms = dict(timings)
@@ -318,8 +324,8 @@ class HandMeshPipeline:
     def _count(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
 
-    def _place(self, det, track, fit, intr: CameraIntrinsics, stamp: float) -> Optional[Hand]:
-        """Range check on the fitted camera translation; optional smoothing."""
+    def _place(self, det, track, fit, intr: CameraIntrinsics) -> Optional[Hand]:
+        """Range check on the fitted camera translation; the ``Hand``."""
         if fit is None:
             return None
         transl = fit["transl"]
@@ -327,8 +333,6 @@ class HandMeshPipeline:
             self._count("depth_out_of_range")
             return None
         params, joints, verts, rots = fit["params"], fit["joints"], fit["vertices"], fit["joint_rotations"]
-        if self.config.smoothing == "one_euro":
-            params, transl, joints, verts, rots = self._smooth(track, params, transl, stamp)
         transl = transl.astype(np.float32)
         return Hand(side=track.side, score=det.score, bbox=det.bbox, keypoints_2d=det.keypoints_2d,
                     global_orient=params[:3].astype(np.float32), hand_pose=params[3:48].astype(np.float32),
@@ -339,16 +343,30 @@ class HandMeshPipeline:
                     hand_model=self.hand_model.name, track_id=track.track_id, primary=track.primary,
                     fit_error=fit["error"])
 
-    def _smooth(self, track, params, transl, stamp):
-        """One Euro on the track's rotations, betas and translation (``core.smoothing``),
-        then the hand model on the filtered parameters: joints, vertices and joint
-        rotations stay consistent with the published MANO parameters."""
-        if track.smoother is None:
-            track.smoother = HandSmoother(self.config.smoothing_min_cutoff, self.config.smoothing_beta)
-        go, hp, betas, transl = track.smoother(params[:3], params[3:48], params[48:58], transl, stamp)
-        params = np.concatenate([go, hp, betas])
-        p = torch.as_tensor(params[None], dtype=torch.float32, device=self.device)
+    def _smooth(self, items) -> None:
+        """One Euro smoothing of placed hands, in place: ``items`` = [(Hand, Track, image
+        stamp [s])]. Each track's filter (``core.smoothing.HandSmoother``) smooths the
+        hand's rotations, betas and translation, then one hand-model forward for all hands
+        gives the joints, vertices and joint rotations of the filtered parameters, so they
+        stay consistent with the published MANO parameters."""
+        if not items:
+            return
+        params, transl = [], []
+        for hand, track, stamp in items:
+            if track.smoother is None:
+                track.smoother = HandSmoother(self.config.smoothing_min_cutoff, self.config.smoothing_beta)
+            go, hp, betas, t = track.smoother(hand.global_orient, hand.hand_pose, hand.betas, hand.transl, stamp)
+            params.append(np.concatenate([go, hp, betas]))
+            transl.append(t)
+        p = torch.as_tensor(np.stack(params), dtype=torch.float32, device=self.device)
+        is_right = torch.tensor([hand.side == RIGHT for hand, _, _ in items], device=self.device)
         with torch.no_grad():
-            o = self.hand_model(p[:, :3], p[:, 3:48], p[:, 48:58], torch.tensor([track.side == RIGHT], device=self.device))
-        return (params, transl, o.joints[0].cpu().numpy(), o.vertices[0].cpu().numpy(),
-                o.joint_rotations[0].cpu().numpy())
+            o = self.hand_model(p[:, :3], p[:, 3:48], p[:, 48:58], is_right)
+        joints, verts, rots = (x.cpu().numpy() for x in (o.joints, o.vertices, o.joint_rotations))
+        for k, (hand, _, _) in enumerate(items):
+            t = transl[k].astype(np.float32)
+            hand.global_orient, hand.hand_pose, hand.betas = (params[k][a:b].astype(np.float32)
+                                                              for a, b in ((0, 3), (3, 48), (48, 58)))
+            hand.transl = t
+            hand.joints, hand.vertices = joints[k] + t, verts[k] + t
+            hand.joint_rotations = rots[k]
