@@ -16,7 +16,9 @@ machine load). Printed per run:
   published 21 joints [mm/frame^2] over the frames each track was seen in a row
   (``core.smoothing.joint_accelerations``), and the mean distance of the smoothed joints
   from the unsmoothed ones [mm] (noise removed + lag);
-* the pipeline's "place" stage (which runs the filter and the hand model again) [ms/frame].
+* the pipeline's "smooth" stage (the filters and one hand-model forward for the smoothed
+  hands) [ms/frame] — an upper bound: the pipelines of one run share the process and their
+  MediaPipe graphs' threads contend with torch's (``make bench`` measures stage costs).
 
 ``--stack-mirror`` stacks each frame over its mirror image (a right hand above a left hand)
 to measure two hands.
@@ -125,7 +127,7 @@ def main(argv=None) -> int:
             max_hands=args.max_hands, smoothing="one_euro", smoothing_min_cutoff=cutoff, smoothing_beta=beta)
     pipes = {name: HandMeshPipeline(c) for name, c in configs.items()}
     results = {name: [] for name in pipes}
-    place_ms = {name: [] for name in pipes}
+    smooth_ms = {name: [] for name in pipes}
     n = 0
     try:
         for i, frame in enumerate(FrameSource(args.input, args.max_frames or None)):
@@ -138,14 +140,17 @@ def main(argv=None) -> int:
             for name, pipe in pipes.items():
                 res = pipe.process(img, intr, camera="video", stamp=stamp)
                 results[name].append((i, res.hands))
-                place_ms[name].append(res.timings_ms["place"])
+                smooth_ms[name].append(res.timings_ms["smooth"])
             n += 1
     finally:
         for pipe in pipes.values():
             pipe.close()
 
+    import torch
+
     print(f"input: {args.input}{' stacked over its mirror image' if args.stack_mirror else ''}, {n} frames, "
-          f"max_hands={args.max_hands}, tracking mode")
+          f"max_hands={args.max_hands}, tracking mode, {pipes['off'].hand_model.name} hand, "
+          f"torch threads {torch.get_num_threads()}")
     stats = {name: summarize(r) for name, r in results.items()}
     off = stats["off"]
     for name, s in stats.items():
@@ -154,7 +159,7 @@ def main(argv=None) -> int:
               f"track ids: {s['ids']}  side changes: {s['flips']}")
         print(f"  TF prefixes (frames): {s['names']}")
         extra = "" if name == "off" else f", mean offset from off: {offset_mm(s['per_track'], off['per_track']):.2f} mm"
-        print(f"  jitter: {s['jitter']:.2f} mm/frame^2{extra}; place stage {np.mean(place_ms[name][5:]):.2f} ms/frame")
+        print(f"  jitter: {s['jitter']:.2f} mm/frame^2{extra}; smooth stage {np.mean(smooth_ms[name][5:]):.2f} ms/frame")
     for name, s in stats.items():
         if name != "off":
             print(f"jitter off -> {name}: {off['jitter']:.2f} -> {s['jitter']:.2f} mm/frame^2 "

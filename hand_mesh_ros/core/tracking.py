@@ -39,12 +39,15 @@ Smoothing lives in ``core.smoothing`` (``Track.smoother``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .types import Detection
+
+if TYPE_CHECKING:
+    from .smoothing import HandSmoother
 
 SMOOTHING = ("none", "one_euro")
 
@@ -82,10 +85,13 @@ def keypoint_distance(kp_a: np.ndarray, box_a: np.ndarray, kp_b: np.ndarray, box
     """
     a = np.asarray(kp_a, np.float64).reshape(-1, 1, 21, 2)
     b = np.asarray(kp_b, np.float64).reshape(1, -1, 21, 2)
-    diag = lambda x: np.hypot(*(np.asarray(x, np.float64).reshape(-1, 4)[:, 2:]  # noqa: E731
-                                - np.asarray(x, np.float64).reshape(-1, 4)[:, :2]).T)
-    size = np.maximum(0.5 * (diag(box_a)[:, None] + diag(box_b)[None]), 1.0)
+    size = np.maximum(0.5 * (_diagonal(box_a)[:, None] + _diagonal(box_b)[None]), 1.0)
     return np.linalg.norm(a - b, axis=-1).mean(-1) / size
+
+
+def _diagonal(boxes) -> np.ndarray:
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
 
 
 def suppress_duplicates(detections: Sequence[Detection], nms_iou: float = 0.5,
@@ -141,7 +147,7 @@ class Track:
     side_votes: int = 0
     primary: bool = False
     params: Optional[np.ndarray] = None
-    smoother: Optional[object] = None
+    smoother: Optional["HandSmoother"] = None
 
     def predicted(self):
         """(keypoints (21, 2), box (4,)) expected in the next frame [px]."""
