@@ -128,6 +128,19 @@ PARAMETERS = {
     "publish_overlay": (False, _desc("publish hands/overlay (mesh drawn over the input image)", _B)),
     "tf_prefix": ("hand_", _desc("TF frame prefix: <prefix><side>/<joint>", _S)),
     "smoothing": ("none", _desc("temporal smoothing of tracked hands", _S, "one of " + ", ".join(SMOOTHING))),
+    "smoothing_min_cutoff": (2.0, _desc("One Euro cutoff at rest [Hz] (lower = less jitter, more lag)", _D, "> 0",
+                                        floating_point_range=[FloatingPointRange(from_value=1e-3, to_value=1e3)])),
+    "smoothing_beta": (0.5, _desc("One Euro speed coefficient (per rad/s; per 0.1 m/s of translation)", _D, ">= 0",
+                                  floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e3)])),
+    "track_max_missed": (5, _desc("frames a track keeps its id while its hand is not seen", _I, ">= 0",
+                                  integer_range=[IntegerRange(from_value=0, to_value=1000, step=1)])),
+    "side_hysteresis": (10, _desc("consecutive frames of the other side label needed to change a track's side", _I,
+                                 ">= 1", integer_range=[IntegerRange(from_value=1, to_value=1000, step=1)])),
+    "nms_iou": (0.5, _desc("two detections whose boxes overlap by this IoU or more are one hand", _D, "in (0, 1]",
+                           floating_point_range=[FloatingPointRange(from_value=1e-3, to_value=1.0)])),
+    "nms_keypoint_distance": (0.2, _desc("two detections whose mean keypoint distance is at most this many box "
+                                         "diagonals are one hand", _D, ">= 0",
+                                         floating_point_range=[FloatingPointRange(from_value=0.0, to_value=10.0)])),
     "image_topics": (Parameter.Type.STRING_ARRAY,
                      _desc("image topics, one per camera; empty = one camera on 'image' + 'camera_info'", _SA,
                            "camera info of topic T on <namespace of T>/camera_info")),
@@ -160,6 +173,12 @@ class NodeParams:
     publish_overlay: bool
     tf_prefix: str
     smoothing: str
+    smoothing_min_cutoff: float
+    smoothing_beta: float
+    track_max_missed: int
+    side_hysteresis: int
+    nms_iou: float
+    nms_keypoint_distance: float
     image_topics: List[str]
     mirrored: bool
     use_camera_info: bool
@@ -199,6 +218,12 @@ def declare_parameters(node: Node) -> NodeParams:
     check(p.batch_size >= 1, "batch_size", ">= 1")
     check(p.max_hands >= 1, "max_hands", ">= 1")
     check(0.0 <= p.min_score <= 1.0, "min_score", "in [0, 1]")
+    check(p.smoothing_min_cutoff > 0.0, "smoothing_min_cutoff", "> 0 Hz")
+    check(p.smoothing_beta >= 0.0, "smoothing_beta", ">= 0")
+    check(p.track_max_missed >= 0, "track_max_missed", ">= 0")
+    check(p.side_hysteresis >= 1, "side_hysteresis", ">= 1")
+    check(0.0 < p.nms_iou <= 1.0, "nms_iou", "in (0, 1]")
+    check(p.nms_keypoint_distance >= 0.0, "nms_keypoint_distance", ">= 0")
     check(p.input_reliability in INPUT_RELIABILITY, "input_reliability", "one of " + ", ".join(INPUT_RELIABILITY))
     check(p.sync_slop > 0.0, "sync_slop", "> 0 s")
     check(len(set(p.image_topics)) == len(p.image_topics), "image_topics", "distinct topic names")
@@ -255,7 +280,11 @@ class HandMeshNode(Node):
         cfg = PipelineConfig(detector=p.detector, regressor=p.regressor, device=p.device,
                              batch_size=p.batch_size, max_hands=p.max_hands, min_score=p.min_score,
                              mano_model_dir=p.mano_model_dir, checkpoint=p.checkpoint, precision=p.precision,
-                             smoothing=p.smoothing, mirrored=p.mirrored, static_image_mode=False)
+                             smoothing=p.smoothing, smoothing_min_cutoff=p.smoothing_min_cutoff,
+                             smoothing_beta=p.smoothing_beta, track_max_missed=p.track_max_missed,
+                             side_hysteresis=p.side_hysteresis, nms_iou=p.nms_iou,
+                             nms_keypoint_distance=p.nms_keypoint_distance, mirrored=p.mirrored,
+                             static_image_mode=False)
         cfg.validate()
         self._render = None
         if p.publish_overlay:

@@ -18,15 +18,24 @@ STRING_PARAMETERS = ("detector", "regressor", "device", "mano_model_dir", "check
                      "tf_prefix", "smoothing", "input_reliability")
 #: node parameters whose launch argument is read as YAML (int, double, bool, string list).
 YAML_PARAMETERS = ("batch_size", "max_hands", "min_score", "publish_faces", "publish_markers",
-                   "publish_overlay", "image_topics", "mirrored", "use_camera_info", "sync_slop")
+                   "publish_overlay", "image_topics", "mirrored", "use_camera_info", "sync_slop",
+                   "smoothing_min_cutoff", "smoothing_beta", "track_max_missed", "side_hysteresis",
+                   "nms_iou", "nms_keypoint_distance")
 #: YAML parameters of type double: an integer argument ("1") is given as 1.0.
-DOUBLE_PARAMETERS = ("min_score", "sync_slop")
+DOUBLE_PARAMETERS = ("min_score", "sync_slop", "smoothing_min_cutoff", "smoothing_beta", "nms_iou",
+                     "nms_keypoint_distance")
 DESCRIPTIONS = {
     "detector": "hand detector (mediapipe)", "regressor": "MANO regressor: fit | hamer",
     "device": "auto | cpu | cuda", "batch_size": "hand crops per regressor batch (>= 1)",
     "max_hands": "hands kept per image (>= 1)", "min_score": "detection score threshold [0, 1]",
     "mano_model_dir": "folder with MANO_RIGHT.pkl / MANO_LEFT.pkl",
     "checkpoint": "regressor checkpoint (hamer)", "image_topics": "YAML list of image topics",
+    "smoothing": "none | one_euro", "smoothing_min_cutoff": "One Euro cutoff at rest [Hz] (> 0)",
+    "smoothing_beta": "One Euro speed coefficient (>= 0)",
+    "track_max_missed": "frames a track keeps its id unseen (>= 0)",
+    "side_hysteresis": "frames of the other side label to change a track's side (>= 1)",
+    "nms_iou": "box IoU making two detections one hand (0, 1]",
+    "nms_keypoint_distance": "keypoint distance making two detections one hand [box diagonals]",
 }
 
 

@@ -29,7 +29,7 @@ def require(path: Path) -> Path:
 _require = require
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def hands_data() -> Path:
     """../shared/data/hands (real hand images and video); skips when absent."""
     return require(HANDS_DATA)

@@ -68,6 +68,11 @@ def _init(c, args=()):
     ("sync_slop", 0.0, "> 0"),
     ("input_reliability", "system_default", "best_effort, reliable"),
     ("precision", "fp8", "auto, fp32, bf16, fp16"),
+    ("smoothing_min_cutoff", 0.0, "> 0"),
+    ("track_max_missed", -1, ">= 0"),
+    ("side_hysteresis", 0, ">= 1"),
+    ("nms_iou", 0.0, r"\(0, 1\]"),
+    ("nms_keypoint_distance", -0.1, ">= 0"),
     ("batch_size", "eight", "integer"),
     ("publish_markers", "yes", "bool"),
 ])
@@ -183,9 +188,12 @@ def test_launch_arguments_override_only_when_given(ctx):
              "tf_prefix": "h1_", "smoothing": "one_euro", "input_reliability": "reliable",
              "publish_faces": "true", "publish_markers": "false", "publish_overlay": "false",
              "image_topics": "['/cam0/image_raw', '/cam1/image_raw']", "mirrored": "true",
-             "use_camera_info": "false", "sync_slop": "0.1"}
+             "use_camera_info": "false", "sync_slop": "0.1", "smoothing_min_cutoff": "3",
+             "smoothing_beta": "0.25", "track_max_missed": "0", "side_hysteresis": "7", "nms_iou": "1",
+             "nms_keypoint_distance": "0.1"}
     over = launch.parameter_overrides(given)
     assert over["min_score"] == 1.0 and isinstance(over["min_score"], float)
+    assert over["nms_iou"] == 1.0 and isinstance(over["smoothing_min_cutoff"], float)
     assert over["tf_prefix"] == "h1_" and "checkpoint" not in over
     _init(ctx, ["--ros-args", "--params-file", str(YAML_PATH)])
     n = node_mod.HandMeshNode(context=ctx, parameter_overrides=[

@@ -110,7 +110,8 @@ def test_rgb_to_image_round_trip():
 
 
 # ---------------------------------------------------------------- output messages
-def _hand(side: int, score: float, track_id: int, z: float = 0.5, n_verts: int = 30) -> Hand:
+def _hand(side: int, score: float, track_id: int, z: float = 0.5, n_verts: int = 30,
+          primary: bool = False) -> Hand:
     rng = np.random.default_rng(track_id)
     joints = (rng.normal(0, 0.03, (21, 3)) + [0.0, 0.0, z]).astype(np.float32)
     rots = Rotation.random(21, random_state=track_id).as_matrix().astype(np.float32)
@@ -122,7 +123,7 @@ def _hand(side: int, score: float, track_id: int, z: float = 0.5, n_verts: int =
                 transl=np.array([0, 0, z], np.float32),
                 vertices=(rng.normal(0, 0.04, (n_verts, 3)) + [0, 0, z]).astype(np.float32),
                 joints=joints, joint_rotations=rots, translation_source=TRANSLATION_INTRINSICS,
-                hand_model="builtin", track_id=track_id)
+                hand_model="builtin", track_id=track_id, primary=primary)
 
 
 FACES = np.array([[0, 1, 2], [2, 3, 4], [5, 6, 29]], np.int64)
@@ -228,12 +229,12 @@ def test_marker_array_layout():
 
 
 def test_tf_names_and_poses():
-    hands = [_hand(RIGHT, 0.7, 5), _hand(RIGHT, 0.9, 8), _hand(LEFT, 0.6, 2)]
+    hands = [_hand(RIGHT, 0.9, 8), _hand(RIGHT, 0.7, 5, primary=True), _hand(LEFT, 0.6, 2, primary=True)]
     tfs = messages.joint_transforms(hands, _header(), "hand_")
     assert len(tfs) == 3 * 21
     names = [t.child_frame_id for t in tfs]
-    # the best right hand (score 0.9, track 8) is hand_right, the other right one hand_right_5
-    assert names[:21] == [f"hand_right_5/{j}" for j in JOINT_NAMES]
+    # the primary right track (5) is hand_right whatever the scores, the other one hand_right_8
+    assert names[:21] == [f"hand_right_8/{j}" for j in JOINT_NAMES]
     assert names[21:42] == [f"hand_right/{j}" for j in JOINT_NAMES]
     assert names[42:] == [f"hand_left/{j}" for j in JOINT_NAMES]
     assert "hand_right/index_tip" in names
@@ -245,7 +246,7 @@ def test_tf_names_and_poses():
         np.testing.assert_allclose([tr.x, tr.y, tr.z], h.joints[j], rtol=1e-6)
         np.testing.assert_allclose(Rotation.from_quat([r.x, r.y, r.z, r.w]).as_matrix(),
                                    h.joint_rotations[j], atol=1e-5)
-    assert messages.joint_transforms(hands[:1], _header(), "my/")[0].child_frame_id == "my/right/wrist"
+    assert messages.joint_transforms(hands[1:2], _header(), "my/")[0].child_frame_id == "my/right/wrist"
 
 
 def test_tf_skips_non_finite_hand():
@@ -253,3 +254,13 @@ def test_tf_skips_non_finite_hand():
     bad.joints[3] = np.nan
     assert messages.joint_transforms([bad, _hand(LEFT, 0.5, 2)], _header()) != []
     assert len(messages.joint_transforms([bad, _hand(LEFT, 0.5, 2)], _header())) == 21
+
+
+def test_tf_names_follow_the_primary_flag_only():
+    """No primary hand of a side: no ``hand_<side>`` frames (the name never jumps to another
+    hand); two flagged of one side (not from one tracker): the first keeps the name."""
+    names = messages.hand_frame_prefixes([_hand(RIGHT, 0.9, 3), _hand(LEFT, 0.8, 4)])
+    assert names == ["hand_right_3", "hand_left_4"]
+    names = messages.hand_frame_prefixes([_hand(RIGHT, 0.9, 3, primary=True), _hand(RIGHT, 0.8, 4, primary=True),
+                                          _hand(LEFT, 0.8, 6, primary=True)], "h_")
+    assert names == ["h_right", "h_right_4", "h_left"]

@@ -1,9 +1,10 @@
 """The ROS-free pipeline: RGB images in, ``FrameResult`` (hands with MANO meshes) out.
 
-Per batch of images (one per camera): detect hands (per camera) -> associate to tracks
-(stable ids, side hysteresis) -> regress MANO (all hands of the batch together,
+Per batch of images (one per camera): detect hands (per camera) -> remove duplicate
+detections, keep ``max_hands`` -> associate to tracks (stable ids, side hysteresis, primary
+track per side; ``core.tracking``) -> regress MANO (all hands of the batch together,
 ``batch_size`` at a time: "fit" warm-started per track, or "hamer" on the hand crops) -> place in the camera optical frame with
-the real intrinsics -> optional One Euro smoothing. The ROS node and the offline CLI both
+the real intrinsics -> optional One Euro smoothing (``core.smoothing``). The ROS node and the offline CLI both
 call this object; it knows nothing of ROS.
 """
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
-from .camera import undistort_points
+from .camera import project, undistort_points
 from .depth import REASONS as DEPTH_REASONS
 from .depth import DepthConfig, depth_in_metres, translation_from_depth
 from .detectors import create_detector
@@ -24,11 +26,11 @@ from .detectors.base import DETECTORS
 from .fit import FitConfig, ManoFitter
 from .hamer.preprocess import valid_boxes
 from .hamer.regressor import PRECISIONS, HamerItem, HamerRegressor
-from .camera import project
-from .hand_model import load_hand_model
+from .hand_model import JOINT_ROTATION_SOURCE, load_hand_model
 from .joint_frames import joint_frames
 from .kinematics import JointKinematics
-from .tracking import SMOOTHING, HandTracker, OneEuroFilter
+from .smoothing import HandSmoother
+from .tracking import SMOOTHING, HandTracker, suppress_duplicates
 from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_DEPTH, TRANSLATION_INTRINSICS,
                     CameraIntrinsics, FrameInput, FrameResult, Hand)
 
@@ -40,6 +42,17 @@ DEVICES = ("auto", "cpu", "cuda")
 DEPTH_RANGE_M = (0.05, 20.0)
 #: A warning about the same fallback reason is logged at most once per this period [s].
 WARN_THROTTLE_S = 5.0
+#: The detector is asked for this many hands more than ``max_hands`` (when ``max_hands`` >= 2),
+#: so that a duplicate detection cannot push a real hand out before de-duplication (and, in
+#: MediaPipe's tracking mode, keep it out while the duplicate is tracked). Measured on the 2
+#: cores of this project's machines: on hand_landmarker_test_video.mp4 (one hand) MediaPipe
+#: costs the same with 2 or 3 hands asked (14.7 vs 15.0 ms/frame: with fewer hands tracked
+#: than asked it runs palm detection on every frame anyway); with two hands in view (the
+#: video stacked over its mirror image) 3 instead of 2 costs +50 % (11.0 -> 16.6 ms/frame),
+#: since palm detection then also runs while both hands are tracked. With ``max_hands`` 1
+#: nothing is added (MediaPipe, tracking one hand, then skips palm detection: 6.7 ms/frame;
+#: one more would cost 2.2x) and one output slot cannot hold a duplicate and a second hand.
+EXTRA_DETECTOR_CANDIDATES = 1
 
 
 @dataclass
@@ -60,7 +73,18 @@ class PipelineConfig:
             folders up, as HaMeR's release lays it out); unused by "fit".
         precision: "hamer" compute precision: "auto" (bf16/fp16 autocast on CUDA, fp32 on
             CPU), "fp32", "bf16", "fp16" (CUDA only).
-        smoothing: "none" or "one_euro".
+        smoothing: "none" or "one_euro" (``core.smoothing``: One Euro on each track's
+            rotations, betas and translation; the hand model is then run again on the
+            filtered parameters).
+        smoothing_min_cutoff: One Euro cutoff at rest [Hz], > 0 (lower = less jitter, more lag).
+        smoothing_beta: One Euro speed coefficient, >= 0 (per rad/s of rotation, per hand
+            length (0.1 m) per second of translation; higher = less lag when moving).
+        track_max_missed: frames a track keeps its id unseen (>= 0).
+        side_hysteresis: consecutive frames of the other side label needed to change a
+            track's side (>= 1).
+        nms_iou: two detections whose boxes overlap by this IoU or more are one hand, (0, 1].
+        nms_keypoint_distance: ... as are two whose mean 2D keypoint distance is at most
+            this many box diagonals (>= 0); see ``core.tracking``.
         mirrored: the images are mirrored (selfie view); affects left/right only.
         static_image_mode: True for unrelated images (no tracking between images).
     """
@@ -75,6 +99,12 @@ class PipelineConfig:
     checkpoint: str = ""
     precision: str = "auto"
     smoothing: str = "none"
+    smoothing_min_cutoff: float = 2.0
+    smoothing_beta: float = 0.5
+    track_max_missed: int = 5
+    side_hysteresis: int = 10
+    nms_iou: float = 0.5
+    nms_keypoint_distance: float = 0.2
     mirrored: bool = False
     static_image_mode: bool = False
 
@@ -92,6 +122,16 @@ class PipelineConfig:
             raise ValueError(f"parameter 'max_hands': {self.max_hands} must be an integer >= 1")
         if not 0.0 <= float(self.min_score) <= 1.0:
             raise ValueError(f"parameter 'min_score': {self.min_score} must be in [0, 1]")
+        ranges = {"smoothing_min_cutoff": ("> 0 [Hz]", lambda v: v > 0),
+                  "smoothing_beta": (">= 0", lambda v: v >= 0),
+                  "track_max_missed": ("an integer >= 0", lambda v: v >= 0 and v.is_integer()),
+                  "side_hysteresis": ("an integer >= 1", lambda v: v >= 1 and v.is_integer()),
+                  "nms_iou": ("in (0, 1]", lambda v: 0 < v <= 1),
+                  "nms_keypoint_distance": (">= 0", lambda v: v >= 0)}
+        for name, (allowed, ok) in ranges.items():
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and ok(float(value))):
+                raise ValueError(f"parameter '{name}': {value!r} must be {allowed}")
         if self.regressor == "hamer" and not self.checkpoint:
             raise ValueError("parameter 'checkpoint': regressor 'hamer' needs a HaMeR checkpoint file "
                              "(e.g. _DATA/hamer_ckpts/checkpoints/hamer.ckpt)")
@@ -148,13 +188,17 @@ class HandMeshPipeline:
     def _detector(self, camera: str):
         if camera not in self._detectors:
             c = self.config
+            candidates = c.max_hands + (EXTRA_DETECTOR_CANDIDATES if c.max_hands >= 2 else 0)
             self._detectors[camera] = create_detector(
-                c.detector, max_hands=c.max_hands, min_score=c.min_score, mirrored=c.mirrored,
+                c.detector, max_hands=candidates, min_score=c.min_score, mirrored=c.mirrored,
                 static_image_mode=c.static_image_mode)
         return self._detectors[camera]
 
     def _tracker(self, camera: str) -> HandTracker:
-        return self._trackers.setdefault(camera, HandTracker())
+        if camera not in self._trackers:
+            c = self.config
+            self._trackers[camera] = HandTracker(c.track_max_missed, c.side_hysteresis)
+        return self._trackers[camera]
 
     def reset(self, camera: Optional[str] = None) -> None:
         """Forget tracks (of one camera, or all)."""
@@ -200,14 +244,16 @@ class HandMeshPipeline:
             stamp = item.stamp if item.stamp is not None else time.monotonic()
             intr = self._check(image, intr, camera)
             depths.append(self._check_depth(item.depth, intr, camera))
-            dets = self._detector(camera).detect(image)[: self.config.max_hands]
+            dets = self._detector(camera).detect(image)
             frames.append((image, intr, camera, stamp, dets))
         t1 = time.perf_counter()
 
         jobs = []  # (frame index, detection, track)
+        c = self.config
         for f, (_, _, camera, _, dets) in enumerate(frames):
+            dets = suppress_duplicates(dets, c.nms_iou, c.nms_keypoint_distance)[: c.max_hands]
             tracker = self._tracker(camera)
-            if self.config.static_image_mode:
+            if c.static_image_mode:
                 tracker.reset()
             for det, track in zip(dets, tracker.update(dets)):
                 jobs.append((f, det, track))
@@ -220,13 +266,19 @@ class HandMeshPipeline:
         t3 = time.perf_counter()
 
         results = [FrameResult(hands=[], intrinsics=fr[1]) for fr in frames]
+        placed = []  # (frame index, hand, track)
         for (f, det, track), fit in zip(jobs, fits):
-            hand = self._place(det, track, fit, frames[f][1], frames[f][3], depths[f])
+            hand = self._place(det, track, fit, frames[f][1], depths[f])
             if hand is not None:
-                results[f].hands.append(hand)
+                placed.append((f, hand, track))
         t4 = time.perf_counter()
+        if c.smoothing == "one_euro":
+            self._smooth([(hand, track, frames[f][3], frames[f][1]) for f, hand, track in placed])
+        for f, hand, _ in placed:
+            results[f].hands.append(hand)
+        t5 = time.perf_counter()
         timings = {"detect": (t1 - t0) * 1e3, "track": (t2 - t1) * 1e3,
-                   "regress": (t3 - t2) * 1e3, "place": (t4 - t3) * 1e3}
+                   "regress": (t3 - t2) * 1e3, "place": (t4 - t3) * 1e3, "smooth": (t5 - t4) * 1e3}
         for r in results:
             r.hands.sort(key=lambda h: -h.score)
             r.timings_ms = dict(timings)
@@ -319,11 +371,11 @@ class HandMeshPipeline:
             self._last_warning[reason] = now
             _LOG.warning("%s [%s, %d so far]", message, reason, n)
 
-    def _place(self, det, track, fit, intr: CameraIntrinsics, stamp: float,
+    def _place(self, det, track, fit, intr: CameraIntrinsics,
                depth_m: Optional[np.ndarray] = None) -> Optional[Hand]:
         """Range check on the fitted camera translation; with a depth image, the translation
         from depth (``depth.translation_from_depth``, counted fallback to the intrinsics-only
-        one); optional smoothing."""
+        one); the ``Hand`` with bone-aligned joint frames and its reprojection error."""
         if fit is None:
             return None
         transl = fit["transl"]
@@ -334,19 +386,17 @@ class HandMeshPipeline:
         if depth_m is not None:
             transl, source = self._depth_translation(track.side, fit["vertices"], transl, source, depth_m, intr)
         params, joints, verts, rots = fit["params"], fit["joints"], fit["vertices"], fit["joint_rotations"]
-        if self.config.smoothing == "one_euro":
-            params, transl, joints, verts, rots = self._smooth(track, params, transl, stamp)
         side = np.array([track.side])
         frames = joint_frames(rots[None], self.kin.rest_keypoints(params[None, 48:58], side), side)[0]
-        joints = (joints + transl).astype(np.float32)
-        reproj = float(np.median(np.linalg.norm(project(joints, intr) - det.keypoints_2d, axis=1)))
         transl = transl.astype(np.float32)
-        return Hand(side=track.side, score=det.score, bbox=det.bbox, keypoints_2d=det.keypoints_2d,
+        hand = Hand(side=track.side, score=det.score, bbox=det.bbox, keypoints_2d=det.keypoints_2d,
                     global_orient=params[:3].astype(np.float32), hand_pose=params[3:48].astype(np.float32),
                     betas=params[48:58].astype(np.float32), transl=transl,
-                    vertices=(verts + transl).astype(np.float32), joints=joints, joint_rotations=frames,
-                    translation_source=source, hand_model=self.hand_model.name, track_id=track.track_id,
-                    fit_error=fit.get("error", float("nan")), reprojection_error=reproj)
+                    vertices=(verts + transl).astype(np.float32), joints=(joints + transl).astype(np.float32),
+                    joint_rotations=frames, translation_source=source, hand_model=self.hand_model.name,
+                    track_id=track.track_id, primary=track.primary, fit_error=fit.get("error", float("nan")))
+        hand.reprojection_error = _reprojection_error(hand, intr)
+        return hand
 
     def _depth_translation(self, side: int, vertices, transl, source: int, depth_m, intr: CameraIntrinsics):
         """(translation, translation_source) from the depth image, or the given ones on a
@@ -362,13 +412,40 @@ class HandMeshPipeline:
         self._fallback(reason, f"hand placed from the intrinsics only: {detail}")
         return transl, source
 
-    def _smooth(self, track, params, transl, stamp):
-        fp = track.filters.setdefault("params", OneEuroFilter(min_cutoff=1.0, beta=0.5))
-        ft = track.filters.setdefault("transl", OneEuroFilter(min_cutoff=1.0, beta=5.0))
-        params = fp(params, stamp)
-        transl = ft(transl, stamp)
-        p = torch.as_tensor(params[None], dtype=torch.float32, device=self.device)
-        with torch.no_grad():
-            o = self.hand_model(p[:, :3], p[:, 3:48], p[:, 48:58], torch.tensor([track.side == RIGHT], device=self.device))
-        return (params, transl, o.joints[0].cpu().numpy(), o.vertices[0].cpu().numpy(),
-                o.joint_rotations[0].cpu().numpy())
+    def _smooth(self, items) -> None:
+        """One Euro smoothing of placed hands, in place: ``items`` = [(Hand, Track, image
+        stamp [s], intrinsics)]. Each track's filter (``core.smoothing.HandSmoother``)
+        smooths the hand's rotations, betas and translation; the hand model posed with the
+        filtered parameters (``kinematics``, all hands at once) gives the joints, vertices
+        and joint frames, so they stay consistent with the published MANO parameters."""
+        if not items:
+            return
+        params, transl = [], []
+        for hand, track, stamp, _ in items:
+            if track.smoother is None:
+                track.smoother = HandSmoother(self.config.smoothing_min_cutoff, self.config.smoothing_beta)
+            go, hp, betas, t = track.smoother(hand.global_orient, hand.hand_pose, hand.betas, hand.transl, stamp)
+            params.append(np.concatenate([go, hp, betas]))
+            transl.append(t)
+        params = np.stack(params).astype(np.float64)
+        side = np.array([hand.side for hand, _, _, _ in items])
+        rotations = Rotation.from_rotvec(params[:, :48].reshape(-1, 3)).as_matrix().reshape(-1, 16, 3, 3)
+        ks = self.kin.forward(rotations, params[:, 48:], side)
+        verts = self.kin.vertices(ks, params[:, 48:])
+        frames = joint_frames(ks.global_rotations[:, JOINT_ROTATION_SOURCE],
+                              self.kin.rest_keypoints(params[:, 48:], side), side)
+        for k, (hand, _, _, intr) in enumerate(items):
+            t = transl[k].astype(np.float32)
+            hand.global_orient, hand.hand_pose, hand.betas = (params[k][a:b].astype(np.float32)
+                                                              for a, b in ((0, 3), (3, 48), (48, 58)))
+            hand.transl = t
+            hand.joints = (ks.keypoints[k] + t).astype(np.float32)
+            hand.vertices = verts[k] + t
+            hand.joint_rotations = frames[k]
+            hand.reprojection_error = _reprojection_error(hand, intr)
+
+
+def _reprojection_error(hand: Hand, intr: CameraIntrinsics) -> float:
+    """Median distance [px] between the hand's joints projected with ``intr`` (lens
+    distortion included) and the detector's raw 2D keypoints."""
+    return float(np.median(np.linalg.norm(project(hand.joints, intr) - hand.keypoints_2d, axis=1)))

@@ -207,6 +207,8 @@ class Hand:
             they overlay the input image directly; ``camera.undistort_points`` gives the
             ideal pinhole pixels).
         track_id: stable id across frames (``tracking.HandTracker``); 0 before tracking.
+        primary: this hand's track is the primary track of its side (``tracking``: kept
+            until that track is lost); it gets the TF frames ``<tf_prefix><side>/...``.
         global_orient: (3,) float32 MANO root rotation, axis-angle [rad], camera frame.
         hand_pose: (45,) float32 15 MANO finger rotations, axis-angle [rad].
         betas: (10,) float32 MANO shape coefficients.
@@ -238,6 +240,7 @@ class Hand:
     translation_source: int
     hand_model: str
     track_id: int = 0
+    primary: bool = False
     fit_error: float = float("nan")
     reprojection_error: float = float("nan")
 

@@ -15,10 +15,10 @@ stamped with the source image's stamp -- never "now".
 TF frame names (21 per hand, each parented directly to the image's optical frame, pose
 = joint position + its bone-aligned joint frame, ``Hand.joint_rotations`` (``core.joint_frames``)):
 
-* the highest-score hand of each side: ``{tf_prefix}{side}/{joint_name}``,
-  e.g. ``hand_right/index_tip``, ``hand_left/wrist``;
-* every further hand of the same side: ``{tf_prefix}{side}_{track_id}/{joint_name}``,
-  e.g. ``hand_right_7/index_tip``.
+* the hand of each side's primary track (``Hand.primary``, decided by the tracker: the
+  side's oldest track, kept until that track is lost, so the name never jumps to another
+  hand): ``{tf_prefix}{side}/{joint_name}``, e.g. ``hand_right/index_tip``, ``hand_left/wrist``;
+* every other hand: ``{tf_prefix}{side}_{track_id}/{joint_name}``, e.g. ``hand_right_7/index_tip``.
 
 ``side`` is ``left`` / ``right``, ``joint_name`` one of ``types.JOINT_NAMES``.
 """
@@ -197,15 +197,17 @@ def marker_array(hands: Sequence[Hand], header, faces_for: Callable[[int], np.nd
 
 def hand_frame_prefixes(hands: Sequence[Hand], tf_prefix: str = "hand_") -> List[str]:
     """TF frame prefix of each hand (same order as ``hands``): ``{tf_prefix}{side}`` for the
-    highest-score hand of each side, ``{tf_prefix}{side}_{track_id}`` for the others."""
-    best = {}
-    for i, h in enumerate(hands):
-        if h.side not in best or float(h.score) > float(hands[best[h.side]].score):
-            best[h.side] = i
+    hand flagged ``primary`` (the first one if several of a side are), else
+    ``{tf_prefix}{side}_{track_id}``."""
+    taken = set()
     names = []
-    for i, h in enumerate(hands):
+    for h in hands:
         side = SIDE_NAMES.get(int(h.side), str(int(h.side)))
-        names.append(f"{tf_prefix}{side}" if best[h.side] == i else f"{tf_prefix}{side}_{int(h.track_id)}")
+        if h.primary and side not in taken:
+            taken.add(side)
+            names.append(f"{tf_prefix}{side}")
+        else:
+            names.append(f"{tf_prefix}{side}_{int(h.track_id)}")
     return names
 
 
