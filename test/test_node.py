@@ -68,6 +68,8 @@ def _init(c, args=()):
     ("sync_slop", 0.0, "> 0"),
     ("input_reliability", "system_default", "best_effort, reliable"),
     ("precision", "fp8", "auto, fp32, bf16, fp16"),
+    ("image_transport", "theora", "raw, compressed"),
+    ("camera_info_timeout", 0.0, "> 0"),
     ("batch_size", "eight", "integer"),
     ("publish_markers", "yes", "bool"),
 ])
@@ -95,11 +97,25 @@ def test_main_exits_with_error_on_bad_parameter():
 
 def test_camera_topics():
     p = node_mod.NodeParams(**{k: None for k in node_mod.NodeParams.__dataclass_fields__})
-    p.image_topics = []
-    assert node_mod.camera_topics(p) == [("image", "camera_info")]
+    p.image_topics, p.use_camera_info, p.use_depth = [], True, False
+    topics = lambda: [(c.image, c.camera_info, c.depth) for c in node_mod.camera_topics(p)]  # noqa: E731
+    assert topics() == [("image", "camera_info", "")]
     p.image_topics = ["/cam0/color/image_raw", "cam1/image", "image_raw"]
-    assert node_mod.camera_topics(p) == [("/cam0/color/image_raw", "/cam0/color/camera_info"),
-                                         ("cam1/image", "cam1/camera_info"), ("image_raw", "camera_info")]
+    assert topics() == [("/cam0/color/image_raw", "/cam0/color/camera_info", ""),
+                        ("cam1/image", "cam1/camera_info", ""), ("image_raw", "camera_info", "")]
+    p.use_depth = True
+    p.image_topics = ["/camera/camera/color/image_raw", "/cam1/color/image_raw"]  # RealSense layout
+    assert topics() == [
+        ("/camera/camera/color/image_raw", "/camera/camera/color/camera_info",
+         "/camera/camera/aligned_depth_to_color/image_raw"),
+        ("/cam1/color/image_raw", "/cam1/color/camera_info", "/cam1/aligned_depth_to_color/image_raw")]
+    p.depth_topics = ["/d0", "/d1"]
+    assert [c.depth for c in node_mod.camera_topics(p)] == ["/d0", "/d1"]
+    p.depth_topics = ["/d0"]
+    with pytest.raises(ValueError, match="parameter 'depth_topics'"):
+        node_mod.camera_topics(p)
+    p.image_topics, p.depth_topics, p.use_camera_info = [], [], False
+    assert topics() == [("image", "", "depth")]
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +135,7 @@ def test_yaml_has_every_parameter_and_loads(yaml_node):
     for name, value in conf.items():
         got = getattr(yaml_node.params, name)
         assert got == value and type(got) is type(value), name
-        if name != "image_topics":  # an empty YAML list arrives as an unset STRING_ARRAY
+        if name not in ("image_topics", "depth_topics"):  # an empty YAML list arrives as an unset STRING_ARRAY
             assert yaml_node.get_parameter(name).value == value
     # declared with descriptors, read-only after start-up
     d = yaml_node.describe_parameter("batch_size")
@@ -163,7 +179,7 @@ def test_launch_declares_every_parameter_remapping_and_rviz():
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     fixed = {c.args[0].value for c in calls
              if _call_name(c) == "DeclareLaunchArgument" and isinstance(c.args[0], ast.Constant)}
-    assert fixed == {"image", "camera_info", "params_file", "rviz"}
+    assert fixed == {"image", "camera_info", "depth", "params_file", "rviz", "respawn", "respawn_delay"}
     # one DeclareLaunchArgument(n, default_value="") per parameter name
     comps = [c for c in ast.walk(tree) if isinstance(c, ast.ListComp)
              and _call_name(c.elt) == "DeclareLaunchArgument"]
@@ -171,6 +187,13 @@ def test_launch_declares_every_parameter_remapping_and_rviz():
     assert [ast.literal_eval(k.value) for k in comps[0].elt.keywords if k.arg == "default_value"] == [""]
     src = LAUNCH_PATH.read_text()
     assert '("image", LaunchConfiguration("image")' in src and '"hands.rviz"' in src
+    assert '("depth", LaunchConfiguration("depth")' in src
+    # respawn reaches the node action
+    node_calls = [c for c in calls if _call_name(c) == "Node" and any(
+        k.arg == "executable" and ast.literal_eval(k.value) == "hand_mesh_node" for k in c.keywords)]
+    assert len(node_calls) == 1
+    kw = {k.arg: ast.unparse(k.value) for k in node_calls[0].keywords}
+    assert (kw["respawn"], kw["respawn_delay"]) == ("respawn", "respawn_delay")
     assert 'IfCondition(LaunchConfiguration("rviz"))' in src
 
 
@@ -183,7 +206,9 @@ def test_launch_arguments_override_only_when_given(ctx):
              "tf_prefix": "h1_", "smoothing": "one_euro", "input_reliability": "reliable",
              "publish_faces": "true", "publish_markers": "false", "publish_overlay": "false",
              "image_topics": "['/cam0/image_raw', '/cam1/image_raw']", "mirrored": "true",
-             "use_camera_info": "false", "sync_slop": "0.1"}
+             "use_camera_info": "false", "sync_slop": "0.1", "image_transport": "compressed",
+             "camera_info_timeout": "3", "require_camera_info": "true", "use_depth": "true",
+             "depth_topics": "['/cam0/depth', '/cam1/depth']"}
     over = launch.parameter_overrides(given)
     assert over["min_score"] == 1.0 and isinstance(over["min_score"], float)
     assert over["tf_prefix"] == "h1_" and "checkpoint" not in over
@@ -197,6 +222,17 @@ def test_launch_arguments_override_only_when_given(ctx):
         n.destroy_node()
     with pytest.raises(ValueError, match="batch_size"):
         launch.parameter_overrides({"batch_size": "[1, 2"})
+
+
+def test_launch_respawn_options():
+    launch = _load_launch_module()
+    assert launch.respawn_options("false", "2.0") == (False, 2.0)
+    assert launch.respawn_options("true", "0.5") == (True, 0.5)
+    with pytest.raises(ValueError, match="'respawn'.*true, false"):
+        launch.respawn_options("sometimes", "1")
+    for bad in ("-1", "soon", "nan"):
+        with pytest.raises(ValueError, match="'respawn_delay'.*>= 0"):
+            launch.respawn_options("true", bad)
 
 
 def _img_msg(rgb, stamp_ns, encoding="rgb8"):
