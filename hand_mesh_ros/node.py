@@ -340,6 +340,7 @@ class HandMeshNode(Node):
 
         # topics as resolved on the graph (remapped, with the transport's suffix)
         self.cameras = [self._resolved(c) for c in camera_topics(p)]
+        self._topic = {c.key: c.image for c in self.cameras}
         self._info_watch = {c.key: CameraInfoWatch(p.camera_info_timeout) for c in self.cameras}
         self._depth = {c.key: StampBuffer(SYNC_QUEUE_SIZE, p.sync_slop) for c in self.cameras if c.depth}
         self.diag = NodeDiagnostics(self.cameras, DIAGNOSTICS_WINDOW_S, STALE_AFTER_S, p.use_depth)
@@ -428,7 +429,7 @@ class HandMeshNode(Node):
 
     def _on_pair(self, camera: str, image, info: CameraInfo) -> None:
         if self._info_watch[camera].paired(time.monotonic()) == "started":
-            self.get_logger().info(f"CameraInfo of '{camera}' arrives: using its intrinsics again")
+            self.get_logger().info(f"CameraInfo of '{self._topic[camera]}' arrives: using its intrinsics again")
         self.diag.set_camera_info(camera, diagnostics.CAMERA_INFO_OK)
         self._store(camera, image, info)
 
@@ -466,7 +467,8 @@ class HandMeshNode(Node):
         self.diag.skipped(camera, reason)
         held = self._throttle((camera, reason))
         if held is not None:
-            self.get_logger().warning(with_held_count(f"skipping a frame of '{camera}' ({reason}): {text}", held))
+            self.get_logger().warning(with_held_count(
+                f"skipping a frame of '{self._topic[camera]}' ({reason}): {text}", held))
 
     def _prepare(self, camera: str, image, info: Optional[CameraInfo]):
         """(rgb, intrinsics or None); ValueError on bad input."""
@@ -496,7 +498,7 @@ class HandMeshNode(Node):
             held = self._throttle((camera, "depth_" + e.reason))
             if held is not None:
                 self.get_logger().warning(with_held_count(
-                    f"depth of '{camera}' not used ({e.reason}): {e}; processing without depth", held))
+                    f"depth of '{self._topic[camera]}' not used ({e.reason}): {e}; processing without depth", held))
             return None
         self.diag.depth(camera, "paired")
         return depth

@@ -275,6 +275,7 @@ class Listener:
     """Test-side ROS node: records the graph's traffic in a background executor."""
 
     def __init__(self, domain_id: int):
+        from diagnostic_msgs.msg import DiagnosticArray
         from hand_mesh_msgs.msg import HandMeshArray
         from tf2_msgs.msg import TFMessage
         from visualization_msgs.msg import MarkerArray
@@ -283,9 +284,10 @@ class Listener:
         rclpy.init(args=["listener"], context=self.ctx, domain_id=domain_id)
         self.node = rclpy.create_node("hand_mesh_test_listener", context=self.ctx)
         self.lock = threading.Lock()
-        self.meshes, self.markers, self.tf, self.images = [], [], [], []
+        self.meshes, self.markers, self.tf, self.images, self.diagnostics = [], [], [], [], []
         rel = QoSProfile(depth=100)
         n = self.node
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._rec(self.diagnostics), rel)
         n.create_subscription(HandMeshArray, "/hands/mesh", self._rec(self.meshes), rel)
         n.create_subscription(MarkerArray, "/hands/markers", self._rec(self.markers), rel)
         n.create_subscription(TFMessage, "/tf", self._rec(self.tf), rel)
@@ -326,24 +328,29 @@ def _wait(pred, timeout, what, proc=None, log=None):
     raise AssertionError(f"timed out waiting for {what}; node log tail:\n{tail}")
 
 
+def _default_ready(n) -> bool:
+    return n.count_publishers("/hands/mesh") > 0 and n.count_subscribers("/image") >= 2 \
+        and n.count_subscribers("/camera_info") >= 2
+
+
 @contextlib.contextmanager
-def node_process(log: Path, *params: str, ready_timeout: float = 60):
+def node_process(log: Path, *params: str, ready_timeout: float = 60, ready=_default_ready, ros_args=()):
     """(listener, node process, env, log): ``python -m hand_mesh_ros.node`` with ``-p`` values
-    ``params`` as its own process on a private loopback domain, ready (its topics on the
-    graph) on entry, stopped on exit."""
+    ``params`` (and further ``ros_args``, e.g. remappings) as its own process on a private
+    loopback domain, ready (``ready(listener node)``: its topics on the graph) on entry,
+    stopped on exit."""
     domain = _domain_id()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
     listener = Listener(domain)
     args = [a for p in params for a in ("-p", p)]
     with open(log, "w") as fh:
-        proc = subprocess.Popen([PY, "-m", "hand_mesh_ros.node", "--ros-args", *args,
+        proc = subprocess.Popen([PY, "-m", "hand_mesh_ros.node", "--ros-args", *args, *ros_args,
                                  "--log-level", "hand_mesh_node:=info"],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         n = listener.node
-        _wait(lambda: n.count_publishers("/hands/mesh") > 0 and n.count_subscribers("/image") >= 2
-              and n.count_subscribers("/camera_info") >= 2, ready_timeout, "the node's topics", proc, log)
+        _wait(lambda: ready(n), ready_timeout, "the node's topics", proc, log)
         yield listener, proc, env, log
     finally:
         if proc.poll() is None:
@@ -501,12 +508,12 @@ def test_node_shuts_down_cleanly(graph):
 class InProcess:
     """HandMeshNode and a test node sharing one private context and executor."""
 
-    def __init__(self, overrides):
+    def __init__(self, overrides, args=()):
         from hand_mesh_msgs.msg import HandMeshArray
         from tf2_msgs.msg import TFMessage
 
         self.ctx = rclpy.context.Context()
-        _init(self.ctx)
+        _init(self.ctx, args)
         self.node = node_mod.HandMeshNode(context=self.ctx, parameter_overrides=overrides)
         self.test = rclpy.create_node("in_process_test", context=self.ctx)
         self.meshes, self.overlays, self.tf = [], [], []
