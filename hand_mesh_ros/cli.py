@@ -89,9 +89,9 @@ def hand_record(hand) -> dict:
 
 def _wrist_quaternion(hand) -> np.ndarray:
     """``HandMesh.wrist_pose.orientation`` (x, y, z, w) of ``hand``, as the node publishes it."""
-    from scipy.spatial.transform import Rotation
+    from hand_mesh_ros.ros.messages import rotations_to_quaternions  # numpy / scipy only
 
-    return Rotation.from_matrix(np.asarray(hand.joint_rotations, np.float64)[0]).as_quat()
+    return rotations_to_quaternions(np.asarray(hand.joint_rotations)[0])[0]
 
 
 def _intrinsics_from_args(args, width: int, height: int):

@@ -305,17 +305,24 @@ class DiagnosticsPublisher:
         except ImportError:
             diagnostic_updater = None
         self.via = "diagnostic_updater" if diagnostic_updater is not None else "DiagnosticArray publisher"
+        from rclpy.clock import Clock, ClockType
+
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         if diagnostic_updater is not None:
-            self._updater = diagnostic_updater.Updater(node, period=period_s)
+            try:
+                self._updater = diagnostic_updater.Updater(node, period=period_s)
+            except TypeError:  # older diagnostic_updater: no period argument
+                self._updater = diagnostic_updater.Updater(node)
             self._updater.setHardwareID(hardware_id)
             for name in names:
                 self._updater.add(name, lambda stat, n=name: self._fill(n, stat))
+            if not hasattr(self._updater, "timer"):  # older ones publish only when told to
+                self._timer = node.create_timer(period_s, self._updater.force_update, clock=steady)
             return
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.clock import Clock, ClockType
 
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._timer = node.create_timer(period_s, self.publish, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._timer = node.create_timer(period_s, self.publish, clock=steady)
 
     def _fill(self, name: str, stat):
         report = next(r for r in self._make() if r.name == name)

@@ -153,8 +153,6 @@ def rgb_to_image(rgb: np.ndarray, header=None, encoding: str = "rgb8"):
     Raises:
         ValueError: wrong shape / dtype, empty image or another encoding.
     """
-    from sensor_msgs.msg import Image
-
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
@@ -166,13 +164,19 @@ def rgb_to_image(rgb: np.ndarray, header=None, encoding: str = "rgb8"):
         px = np.ascontiguousarray(rgb[:, :, ::-1])
     else:
         raise ValueError(f"rgb_to_image: unsupported output encoding '{encoding}' (supported: rgb8, bgr8)")
+    return _image_msg(px, header, encoding)
+
+
+def _image_msg(px: np.ndarray, header, encoding: str):
+    """``sensor_msgs/Image`` of a C-contiguous (H, W[, C]) little-endian array (no row padding)."""
+    from sensor_msgs.msg import Image
+
     msg = Image()
     if header is not None:
         msg.header = header
     msg.height, msg.width = int(px.shape[0]), int(px.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = 3 * msg.width
+    msg.encoding, msg.is_bigendian = encoding, 0
+    msg.step = int(px.strides[0])
     msg.data = px.tobytes()
     return msg
 
@@ -218,8 +222,6 @@ def depth_to_image(depth_m: np.ndarray, header=None, encoding: str = "16UC1"):
     Raises:
         ValueError: not a 2D array, or another encoding.
     """
-    from sensor_msgs.msg import Image
-
     z = np.asarray(depth_m, np.float64)
     if z.ndim != 2 or 0 in z.shape:
         raise ValueError(f"expected a non-empty (H, W) depth array, got {z.shape}")
@@ -230,14 +232,7 @@ def depth_to_image(depth_m: np.ndarray, header=None, encoding: str = "16UC1"):
         px = np.where(valid, z, np.nan).astype("<f4")
     else:
         raise ValueError(f"depth_to_image: unsupported encoding '{encoding}' (supported: 16UC1, 32FC1)")
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = int(z.shape[0]), int(z.shape[1])
-    msg.encoding, msg.is_bigendian = encoding, 0
-    msg.step = msg.width * px.itemsize
-    msg.data = px.tobytes()
-    return msg
+    return _image_msg(np.ascontiguousarray(px), header, encoding)
 
 
 # -- compressed (image_transport "compressed" and "compressedDepth") ------------------------
