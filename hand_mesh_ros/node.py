@@ -325,7 +325,8 @@ class HandMeshNode(Node):
         self.skip_reasons: Dict[str, int] = collections.Counter()
         self._lock = threading.Lock()
         self._pending: Dict[str, Pending] = {}
-        self._last_stamp: Dict[str, int] = {}  # stamp [ns] of the last processed frame per camera
+        #: per camera: (stamp [ns], had CameraInfo) of the last processed frame
+        self._last_stamp: Dict[str, tuple] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._throttle = ReasonThrottle(WARN_THROTTLE_S)
@@ -391,17 +392,18 @@ class HandMeshNode(Node):
             import message_filters
             subs = [message_filters.Subscriber(self, image_type, cam.image, qos_profile=qos),
                     message_filters.Subscriber(self, CameraInfo, cam.camera_info, qos_profile=qos)]
-            subs[0].registerCallback(lambda img, k=key: self._on_image(k, img))
             sync = message_filters.ApproximateTimeSynchronizer(subs, SYNC_QUEUE_SIZE, self.params.sync_slop)
             sync.registerCallback(on_pair)
+            # after the synchronizer's own callback: a pair it completes counts first
+            subs[0].registerCallback(lambda img, k=key: self._on_image(k, img))
             self._subs.extend(subs + [sync])
         else:
             sync = StampPairSynchronizer(2, SYNC_QUEUE_SIZE, self.params.sync_slop)
             sync.register_callback(on_pair)
 
             def on_image(img, k=key):
+                sync.add(0, img)  # a pair it completes counts first
                 self._on_image(k, img)
-                sync.add(0, img)
             self._subs.append(self.create_subscription(image_type, cam.image, on_image, qos))
             self._subs.append(self.create_subscription(CameraInfo, cam.camera_info, sync.input_callback(1), qos))
             self._subs.append(sync)
@@ -431,15 +433,20 @@ class HandMeshNode(Node):
         if self._info_watch[camera].paired(time.monotonic()) == "started":
             self.get_logger().info(f"CameraInfo of '{self._topic[camera]}' arrives: using its intrinsics again")
         self.diag.set_camera_info(camera, diagnostics.CAMERA_INFO_OK)
+        if self._last_stamp.get(camera) == (stamp_ns(image), False):
+            return  # processed alone just before its CameraInfo came: not a re-sent frame
         self._store(camera, image, info)
 
     def _store(self, camera: str, image, info: Optional[CameraInfo]) -> None:
         with self._lock:
-            self.stats["received"] += 1
-            if camera in self._pending:
-                self.stats["dropped"] += 1
-                self.diag.dropped(camera)
-            self._pending[camera] = Pending(image, info, time.monotonic())
+            old = self._pending.get(camera)
+            same = old is not None and stamp_ns(old.image) == stamp_ns(image)  # now with its CameraInfo
+            if not same:
+                self.stats["received"] += 1
+                if old is not None:
+                    self.stats["dropped"] += 1
+                    self.diag.dropped(camera)
+            self._pending[camera] = Pending(image, info, old.received if same else time.monotonic())
         self._wake.set()
 
     # -- worker thread -----------------------------------------------------------------------
@@ -508,7 +515,7 @@ class HandMeshNode(Node):
         for camera, item in pending.items():
             image, info, received = Pending(*item)
             stamp = stamp_ns(image)
-            if self._last_stamp.get(camera) == stamp:
+            if self._last_stamp.get(camera, (None,))[0] == stamp:
                 self._skip(camera, "duplicate_stamp", f"stamp {stamp * 1e-9:.9f} s was processed already")
                 continue
             if info is None and self.params.require_camera_info and self.params.use_camera_info:
@@ -533,7 +540,7 @@ class HandMeshNode(Node):
             t0 = time.perf_counter()
             self._publish(item.image, header, res)
             self.stats["processed"] += 1
-            self._last_stamp[item.camera] = stamp
+            self._last_stamp[item.camera] = (stamp, item.intrinsics is not None)
             now = time.monotonic()
             self.diag.processed(item.camera, dict(res.timings_ms, decode=decode_ms,
                                                   publish=(time.perf_counter() - t0) * 1e3,
@@ -556,7 +563,8 @@ class HandMeshNode(Node):
     def _reports(self) -> List[diagnostics.Report]:
         p = self.params
         fixed = [("device", str(self.pipe.device)), ("detector", p.detector), ("regressor", p.regressor),
-                 ("hand model", self.pipe.hand_model.name), ("image transport", p.image_transport),
+                 ("hand model", self.pipe.hand_model.name), ("mano model dir", p.mano_model_dir or "-"),
+                 ("checkpoint", p.checkpoint or "-"), ("image transport", p.image_transport),
                  ("frames processed total", str(self.stats["processed"]))]
         return self.diag.reports(fixed, dict(self.pipe.skipped))
 

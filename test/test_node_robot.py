@@ -262,6 +262,16 @@ def test_require_camera_info_skips_and_reports_an_error(hand_rgb):
 
 
 # ------------------------------------------------------------------ two processes
+def _publish_until(done, publish, what, proc, log, period=0.2, timeout=60):
+    """Call ``publish()`` every ``period`` s until ``done()``."""
+    end = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > end or proc.poll() is not None:
+            raise AssertionError(f"timed out waiting for {what}; node log tail:\n{log.read_text()[-3000:]}")
+        publish()
+        time.sleep(period)
+
+
 def _publish_frame(listener, rgb, stamp_ns, info=True, depth=None):
     img = _img_msg(rgb, stamp_ns)
     if depth is not None:
@@ -285,11 +295,11 @@ def test_missing_camera_info_is_loud_then_assumed_then_recovered(tmp_path, hand_
         listener.depth_pub = listener.node.create_publisher(Image, "/depth", Q(depth=10))
         _wait(lambda: listener.depth_pub.get_subscription_count() >= 1, 10, "the node's depth subscription")
         t0 = time.time_ns()
-        sent = []
-        for k in range(10):  # 2 s of images alone, 5 Hz
-            sent.append(_publish_frame(listener, hand_rgb, time.time_ns(), info=False))
-            time.sleep(0.2)
-        _wait(lambda: len(_snapshot(listener, t0)[1]) >= 3, 30, "results without CameraInfo", proc, log)
+        # images alone, 5 Hz, until 3 results (the first frame also starts MediaPipe: on a
+        # loaded machine the frames sent meanwhile are dropped, latest frame wins)
+        _publish_until(lambda: len(_snapshot(listener, t0)[1]) >= 3,
+                       lambda: _publish_frame(listener, hand_rgb, time.time_ns(), info=False),
+                       "results without CameraInfo", proc, log)
         _, meshes, _, _ = _snapshot(listener, t0)
         assert all(len(m.hands) == 1 and m.hands[0].translation_source == TRANSLATION_ASSUMED for m in meshes)
         text = log.read_text()
@@ -301,21 +311,25 @@ def test_missing_camera_info_is_loud_then_assumed_then_recovered(tmp_path, hand_
 
         t1 = time.time_ns()
         depth = _depth_plane(hand_rgb.shape[:2])
-        for k in range(6):  # CameraInfo (and depth) from now on
-            last = _publish_frame(listener, hand_rgb, time.time_ns(), info=True, depth=depth)
-            time.sleep(0.25)
+        sent = []
+        _publish_until(lambda: len(_snapshot(listener, t1)[1]) >= 3,  # CameraInfo (and depth) from now on
+                       lambda: sent.append(_publish_frame(listener, hand_rgb, time.time_ns(), info=True, depth=depth)),
+                       "results with CameraInfo", proc, log)
+        last = sent[-1]
+        time.sleep(1.0)
         listener.image_pub.publish(last)  # the same frame re-sent
         listener.info_pub.publish(camera_info_msg(640, 427, last.header, fx=600.0, fy=600.0))
         _wait(lambda: any(_ns(m.header.stamp) == _ns(last.header.stamp) for m in list(listener.meshes)), 30,
               "the result of the last frame", proc, log)
         time.sleep(1.0)
         _, meshes, _, tfs = _snapshot(listener, t1)
-        assert meshes and all(m.hands[0].translation_source == TRANSLATION_INTRINSICS for m in meshes)
+        # (the first frame after the switch may go out alone, before its CameraInfo arrives)
+        assert len(meshes) >= 3 and all(m.hands[0].translation_source == TRANSLATION_INTRINSICS for m in meshes[1:])
         assert [_ns(m.header.stamp) for m in meshes].count(_ns(last.header.stamp)) == 1
         assert "CameraInfo of '/image' arrives" in log.read_text()
         assert {t.child_frame_id for t in tfs} == {f"hand_right/{j}" for j in JOINT_NAMES}
         _wait(lambda: any(_values(_status(a, "camera /image")).get("camera_info") == "ok"
-                          and int(_values(_status(a, "camera /image"))["depth paired total"]) >= 3
+                          and int(_values(_status(a, "camera /image"))["depth paired total"]) >= 2
                           for a in list(listener.diagnostics)), 5, "depth paired on /diagnostics", proc, log)
         v = _values(_status(listener.diagnostics[-1], "camera /image"))
         assert int(v["skipped duplicate_stamp"]) == 1
@@ -337,7 +351,7 @@ def test_compressed_camera_two_processes(tmp_path, hands_data):
               60, "the result of the last frame", proc, log)
         _, meshes, _, _ = _snapshot(listener, t0)
         stamps = {_ns(m.header.stamp) for m in got}
-        assert len(meshes) >= 4
+        assert len(meshes) >= 2  # the first frame also starts MediaPipe: frames sent meanwhile are dropped
         for m in meshes:
             assert _ns(m.header.stamp) in stamps and len(m.hands) == 1 and m.hands[0].side == RIGHT
 
