@@ -327,6 +327,7 @@ class HandMeshNode(Node):
         self._pending: Dict[str, Pending] = {}
         #: per camera: (stamp [ns], had CameraInfo) of the last processed frame
         self._last_stamp: Dict[str, tuple] = {}
+        self._in_work: Dict[str, tuple] = {}  # the same, of the frames the worker is processing
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._throttle = ReasonThrottle(WARN_THROTTLE_S)
@@ -433,8 +434,10 @@ class HandMeshNode(Node):
         if self._info_watch[camera].paired(time.monotonic()) == "started":
             self.get_logger().info(f"CameraInfo of '{self._topic[camera]}' arrives: using its intrinsics again")
         self.diag.set_camera_info(camera, diagnostics.CAMERA_INFO_OK)
-        if self._last_stamp.get(camera) == (stamp_ns(image), False):
-            return  # processed alone just before its CameraInfo came: not a re-sent frame
+        alone = (stamp_ns(image), False)
+        with self._lock:
+            if alone in (self._last_stamp.get(camera), self._in_work.get(camera)):
+                return  # taken alone just before its CameraInfo came: not a re-sent frame
         self._store(camera, image, info)
 
     def _store(self, camera: str, image, info: Optional[CameraInfo]) -> None:
@@ -457,6 +460,7 @@ class HandMeshNode(Node):
             with self._lock:
                 self._wake.clear()
                 pending, self._pending = self._pending, {}
+                self._in_work = {k: (stamp_ns(v.image), v.info is not None) for k, v in pending.items()}
             if not pending:
                 continue
             try:
