@@ -274,8 +274,9 @@ def _publish_until(done, publish, what, proc, log, period=0.2, timeout=60):
 
 def _publish_frame(listener, rgb, stamp_ns, info=True, depth=None):
     img = _img_msg(rgb, stamp_ns)
-    if depth is not None:
+    if depth is not None:  # first: the node pairs the depth it has when it takes the frame, never waits
         listener.depth_pub.publish(depth_to_image(depth, img.header, "16UC1"))
+        time.sleep(0.05)
     listener.image_pub.publish(img)
     if info:
         listener.info_pub.publish(camera_info_msg(rgb.shape[1], rgb.shape[0], img.header, fx=600.0, fy=600.0))
