@@ -7,7 +7,7 @@ export HAND_MESH_VENV := $(VENV)
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 INPUT ?= ../shared/data/hands/mediapipe_samples/hand_landmarker_test_video.mp4
 
-.PHONY: setup test demo bench bench-hamer bench-tracking clean
+.PHONY: setup test demo bench bench-hamer bench-tracking bench-latency clean
 setup:
 	bash scripts/setup_env.sh
 
@@ -19,6 +19,9 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/bench_pipeline.py --input $(INPUT)
+
+bench-latency: setup
+	$(PY) benchmarks/bench_latency.py --input $(INPUT) $(BENCH_ARGS)
 
 bench-hamer: setup
 	$(PY) benchmarks/bench_hamer.py $(BENCH_ARGS)

@@ -2,13 +2,28 @@
 
 Usage::
 
-    hand-mesh run --input VIDEO|IMAGE|FOLDER --output DIR [--fx FX --fy FY --cx CX --cy CY]
+    hand-mesh run --input VIDEO|IMAGE|FOLDER|BAG [--output DIR] [--fx FX --fy FY --cx CX --cy CY]
                   [--camera-info CALIBRATION.yaml] [--depth VIDEO|FOLDER|FILE]
-                  [--mano-model-dir DIR] [--max-hands N] [--min-score S] [--mirrored]
-                  [--mesh-format ply|obj] [--no-overlay] [--max-frames N]
+                  [--image-topic T --camera-info-topic T] [--output-bag OUT.mcap [--bag-images]
+                  [--overwrite]] [--mano-model-dir DIR] [--max-hands N] [--min-score S]
+                  [--mirrored] [--mesh-format ply|obj] [--no-overlay] [--max-frames N]
 
 Images and image folders run MediaPipe in static-image mode (every image independent);
-videos run in tracking mode (landmarks and track ids carried from frame to frame).
+videos and bags run in tracking mode (landmarks and track ids carried from frame to frame).
+
+A rosbag2 input (a folder with ``metadata.yaml``, or a ``.mcap`` / ``.db3`` file; read with
+``rosbags``, no ROS install needed, see ``hand_mesh_ros.bag``) gives the frames of one
+``sensor_msgs/Image`` or ``CompressedImage`` topic (``--image-topic``; default the bag's
+only one, else an error listing them) and their ``CameraInfo`` (``--camera-info-topic``;
+default ``camera_info`` beside the image topic), used for placement unless ``--fx`` is
+given. Messages that cannot be used (unknown encoding, corrupt compressed frame, CameraInfo
+of another size) are skipped, counted and named once each; a bag with no usable frame, no
+image topic, or that cannot be read (e.g. truncated) is an error.
+
+``--output-bag OUT.mcap`` writes ``/hands/mesh`` (HandMeshArray), ``/tf`` and
+``/hands/markers``, stamped with the source image's stamp in its optical frame (and, with
+``--bag-images``, the input images and CameraInfo) as an MCAP rosbag2 for ``ros2 bag play``
+or Foxglove; an existing path is an error unless ``--overwrite``.
 
 ``--camera-info`` reads the intrinsics and lens distortion from a camera_calibration YAML
 (``~/.ros/camera_info/<camera>.yaml``); the input is then the raw (distorted) image.
@@ -28,8 +43,8 @@ Output folder ``DIR``:
   with that side's outward face winding;
 * ``overlay/NNNNNN.png`` (unless ``--no-overlay``): the meshes drawn over the frame
   (``core.render``); for a video also ``overlay.mp4`` (mp4v);
-* ``summary.json``: counts and speed, also printed as one line
-  ``frames=N hands=M (per frame: K:count ...) fps=X``.
+* ``summary.json``: counts and speed (and skipped bag messages by reason), also printed as
+  one line ``frames=N hands=M (per frame: K:count ...) fps=X``.
 
 Exit status: 0 on success, 2 for a missing / unreadable input or an empty folder (the
 message names the path), 1 for other errors.
@@ -46,10 +61,14 @@ from typing import List, Optional
 
 import numpy as np
 
+from hand_mesh_ros.bag import BagFrameSource, is_bag
 from hand_mesh_ros.core.joint_frames import rotations_to_quaternions
 from hand_mesh_ros.core.types import (SIDE_NAMES, TRANSLATION_ASSUMED, TRANSLATION_DEPTH, TRANSLATION_INTRINSICS,
                                       CameraIntrinsics)
 from hand_mesh_ros.frames import FrameSource, InputError
+from hand_mesh_ros.ros.camera_info import intrinsics_from_camera_info
+
+DEFAULT_FRAME_ID = "camera_color_optical_frame"
 
 TRANSLATION_SOURCE_NAMES = {TRANSLATION_ASSUMED: "assumed", TRANSLATION_INTRINSICS: "intrinsics",
                             TRANSLATION_DEPTH: "depth"}
@@ -114,6 +133,73 @@ def _intrinsics_from_args(args, width: int, height: int):
     return k
 
 
+def _open_source(args, warn):
+    if is_bag(args.input):
+        first = set()
+
+        def on_skip(reason: str, message: str):
+            if reason not in first:  # each kind once; all are counted in the summary
+                first.add(reason)
+                warn(f"hand-mesh: skipping bag messages ({reason}), e.g. {message}")
+        return BagFrameSource(args.input, args.image_topic, args.camera_info_topic, args.max_frames, on_skip)
+    if args.image_topic or args.camera_info_topic:
+        raise InputError(f"--image-topic / --camera-info-topic need a rosbag2 input; {args.input} is not one "
+                         "(a folder with metadata.yaml, or a .mcap / .db3 file)")
+    return FrameSource(args.input, args.max_frames)
+
+
+class _BagOutput:
+    """``--output-bag``: /hands/mesh, /tf, /hands/markers (+ the inputs with --bag-images),
+    built by ``ros.messages`` as the node publishes them."""
+
+    def __init__(self, args, source, faces_for):
+        from hand_mesh_ros.bag import BagWriter
+
+        self.writer = BagWriter(args.output_bag, args.overwrite)
+        self.args, self.source, self.faces_for = args, source, faces_for
+        self.start_ns = time.time_ns()
+
+    def header(self, frame):
+        """The source image's header: its stamp and optical frame (video / images: the run's
+        start time + the frame time; a stamp of 0 would mean "latest" to tf2)."""
+        from std_msgs.msg import Header
+
+        if getattr(frame, "stamp_ns", None):
+            stamp, frame_id = frame.stamp_ns, frame.frame_id or self.args.frame_id
+        else:
+            t = frame.time_s if frame.time_s is not None else 0.1 * frame.index
+            stamp, frame_id = self.start_ns + int(round(t * 1e9)), self.args.frame_id
+        h = Header(frame_id=frame_id)
+        h.stamp.sec, h.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        return h, stamp
+
+    def write(self, frame, res, header, stamp) -> None:
+        from tf2_msgs.msg import TFMessage
+
+        from hand_mesh_ros.ros import messages
+
+        w, log_time = self.writer, getattr(frame, "log_time_ns", 0) or stamp
+        w.write("/hands/mesh", messages.hand_mesh_array(res.hands, header), log_time)
+        w.write("/tf", TFMessage(transforms=messages.joint_transforms(res.hands, header, self.args.tf_prefix)),
+                log_time)
+        w.write("/hands/markers", messages.marker_array(res.hands, header, self.faces_for), log_time)
+        if not self.args.bag_images:
+            return
+        if getattr(frame, "raw", None) is not None:  # the bag's own messages, as recorded
+            s = self.source
+            w.write_raw(s.image_topic, s.image_type, frame.raw, log_time, s.image_msgdef)
+            if frame.info_raw is not None:
+                w.write_raw(s.camera_info_topic, "sensor_msgs/msg/CameraInfo", frame.info_raw, log_time, s.info_msgdef)
+            return
+        from hand_mesh_ros.ros.camera_publisher import camera_info_msg
+        from hand_mesh_ros.ros.image_conversion import rgb_to_image
+
+        k = res.intrinsics
+        h, wd = frame.image.shape[:2]
+        w.write("/image", rgb_to_image(frame.image, header), log_time)
+        w.write("/camera_info", camera_info_msg(wd, h, header, k.fx, k.fy, k.cx, k.cy), log_time)
+
+
 def run(args) -> dict:
     """The ``run`` subcommand; returns the summary dict (also written to summary.json)."""
     import cv2
@@ -123,7 +209,11 @@ def run(args) -> dict:
     from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
     from hand_mesh_ros.core.render import render_overlay
 
-    source = FrameSource(args.input, args.max_frames)
+    if not args.output and not args.output_bag:
+        raise InputError("give --output DIR and / or --output-bag OUT.mcap")
+    if args.bag_images and not args.output_bag:
+        raise InputError("--bag-images needs --output-bag")
+    source = _open_source(args, lambda text: tqdm.write(text, file=sys.stderr))
     depth_source = None
     if args.depth:
         from hand_mesh_ros.depth_frames import DepthSource
@@ -132,9 +222,10 @@ def run(args) -> dict:
         if not depth_source.is_video and not source.is_video and len(depth_source) < len(source):
             raise InputError(f"{args.depth} holds {len(depth_source)} depth frames for {len(source)} colour frames")
     depth_frames = iter(depth_source) if depth_source is not None else None
-    out = Path(args.output)
-    for sub in ("frames", "meshes") + (() if args.no_overlay else ("overlay",)):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    out = Path(args.output) if args.output else None
+    if out is not None:
+        for sub in ("frames", "meshes") + (() if args.no_overlay else ("overlay",)):
+            (out / sub).mkdir(parents=True, exist_ok=True)
 
     cfg = PipelineConfig(
         detector=args.detector, regressor=args.regressor, device=args.device, max_hands=args.max_hands,
@@ -143,6 +234,7 @@ def run(args) -> dict:
         precision=args.precision, batch_size=args.batch_size,
     )
     pipe = HandMeshPipeline(cfg)
+    bag_out = _BagOutput(args, source, pipe.hand_model.faces_for) if args.output_bag else None
     writer = None
     hands_per_frame: collections.Counter = collections.Counter()
     sides: collections.Counter = collections.Counter()
@@ -154,7 +246,10 @@ def run(args) -> dict:
         for frame in tqdm(source, total=len(source), unit="frame", desc="hand-mesh", file=sys.stderr):
             h, w = frame.image.shape[:2]
             if frame.index == 0 or not source.is_video:
-                k = _intrinsics_from_args(args, w, h)
+                k_args = _intrinsics_from_args(args, w, h)
+            k = k_args
+            if k is None and getattr(frame, "camera_info", None) is not None:
+                k = intrinsics_from_camera_info(frame.camera_info)  # the bag's, lens distortion included
             depth = None
             if depth_frames is not None:
                 depth = next(depth_frames, None)
@@ -163,6 +258,15 @@ def run(args) -> dict:
             t0 = time.perf_counter()
             res = pipe.process(frame.image, k, camera="cam0", depth=depth)
             process_s += time.perf_counter() - t0
+            n_frames += 1
+            n_hands += len(res.hands)
+            hands_per_frame[len(res.hands)] += 1
+            sides.update(SIDE_NAMES.get(int(hand.side), str(hand.side)) for hand in res.hands)
+            header, stamp = bag_out.header(frame) if bag_out is not None else (None, None)
+            if bag_out is not None:
+                bag_out.write(frame, res, header, stamp)
+            if out is None:
+                continue
             name = f"{frame.index:06d}"
             record = {
                 "frame": frame.index,
@@ -176,20 +280,18 @@ def run(args) -> dict:
                 "timings_ms": {k_: round(float(v), 3) for k_, v in res.timings_ms.items()},
                 "hands": [],
             }
+            if getattr(frame, "stamp_ns", None) or stamp is not None:  # the stamp of the messages
+                record["stamp_ns"] = int(stamp if stamp is not None else frame.stamp_ns)
+                record["frame_id"] = header.frame_id if header is not None else frame.frame_id
             for hand in res.hands:
                 rec = hand_record(hand)
-                side = SIDE_NAMES.get(int(hand.side), str(hand.side))
-                mesh_name = f"{name}_{side}_{int(hand.track_id)}.{args.mesh_format}"
+                mesh_name = f"{name}_{rec['side']}_{int(hand.track_id)}.{args.mesh_format}"
                 faces = np.asarray(pipe.hand_model.faces_for(hand.side), np.int64)
                 trimesh.Trimesh(np.asarray(hand.vertices, np.float64), faces, process=False).export(
                     out / "meshes" / mesh_name)
                 rec["mesh_file"] = f"meshes/{mesh_name}"
                 record["hands"].append(rec)
-                sides[side] += 1
             (out / "frames" / f"{name}.json").write_text(json.dumps(record, indent=1))
-            n_frames += 1
-            n_hands += len(res.hands)
-            hands_per_frame[len(res.hands)] += 1
             if not args.no_overlay:
                 over = render_overlay(frame.image, res.hands, res.intrinsics, pipe.hand_model.faces_for)
                 bgr = cv2.cvtColor(over, cv2.COLOR_RGB2BGR)
@@ -204,11 +306,17 @@ def run(args) -> dict:
     finally:
         if writer is not None:
             writer.release()
+        if bag_out is not None:
+            bag_out.writer.close()  # a valid bag of what was processed, also after an error
         pipe.close()
+    skipped = dict(getattr(source, "skipped", {}))
+    if n_frames == 0 and skipped:
+        raise InputError(f"no usable frame on {source.image_topic} of {args.input}: skipped "
+                         + ", ".join(f"{n} x {r}" for r, n in sorted(skipped.items())))
     wall_s = time.perf_counter() - t_start
     summary = {
         "input": str(args.input),
-        "output": str(out),
+        "output": str(out) if out is not None else None,
         "frames": n_frames,
         "hands": n_hands,
         "hands_per_frame": {str(k_): v for k_, v in sorted(hands_per_frame.items())},
@@ -219,9 +327,16 @@ def run(args) -> dict:
         "fallbacks": dict(pipe.fallbacks),
         "skipped": dict(pipe.skipped),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if isinstance(source, BagFrameSource):
+        summary.update(image_topic=source.image_topic, camera_info_topic=source.camera_info_topic,
+                       skipped=skipped)
+    if bag_out is not None:
+        summary.update(output_bag=str(args.output_bag), output_bag_messages=dict(bag_out.writer.counts))
+    if out is not None:
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
     per_frame = " ".join(f"{k_}:{v}" for k_, v in summary["hands_per_frame"].items())
-    print(f"frames={n_frames} hands={n_hands} (per frame: {per_frame}) fps={summary['fps']:.1f}")
+    extra = f" skipped={sum(skipped.values())}" if skipped else ""
+    print(f"frames={n_frames} hands={n_hands} (per frame: {per_frame}) fps={summary['fps']:.1f}{extra}")
     return summary
 
 
@@ -230,8 +345,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hand-mesh", description="Hand meshes from images and videos, offline.")
     subs = parser.add_subparsers(dest="command", required=True)
     p = subs.add_parser("run", help="run the pipeline on a video, an image or a folder of images")
-    p.add_argument("--input", required=True, help="video file, image file, or folder of images")
-    p.add_argument("--output", required=True, help="output folder (created)")
+    p.add_argument("--input", required=True, help="video file, image file, folder of images, or rosbag2 "
+                                                  "(folder with metadata.yaml, .mcap or .db3)")
+    p.add_argument("--output", default=None, help="output folder (created): JSON, meshes, overlays")
+    b = p.add_argument_group("rosbag2")
+    b.add_argument("--image-topic", default=None, help="bag input: Image or CompressedImage topic "
+                                                       "(default: the bag's only one)")
+    b.add_argument("--camera-info-topic", default=None, help="bag input: CameraInfo topic "
+                                                             "(default: camera_info beside the image topic)")
+    b.add_argument("--output-bag", default=None, help="write /hands/mesh, /tf, /hands/markers as an MCAP rosbag2 "
+                                                      "(OUT.mcap: one file; another name: a rosbag2 folder)")
+    b.add_argument("--bag-images", action="store_true", help="also write the input images and CameraInfo")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing --output-bag")
+    b.add_argument("--frame-id", default=DEFAULT_FRAME_ID, help="optical frame of video / image inputs "
+                                                               "in the output bag")
+    b.add_argument("--tf-prefix", default="hand_", help="TF frame prefix in the output bag")
     g = p.add_argument_group("intrinsics [px] (default: assumed, 60 deg horizontal FOV)")
     g.add_argument("--fx", type=float)
     g.add_argument("--fy", type=float, help="default: --fx")
@@ -270,7 +398,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except InputError as e:
         print(f"hand-mesh: error: {e}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"hand-mesh: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -3,13 +3,23 @@
 Subscribes (per camera, sensor-data QoS, depth 1; ``input_reliability: reliable`` for a
 reliable depth-1 queue):
     ``image`` (sensor_msgs/Image; rgb8, bgr8, mono8, rgba8, bgra8, ... see
-    ``ros.image_conversion``) and ``camera_info`` (sensor_msgs/CameraInfo), paired by stamp
-    (``message_filters.ApproximateTimeSynchronizer`` where installed, else
+    ``ros.image_conversion``; with ``image_transport: compressed`` sensor_msgs/CompressedImage
+    on ``<image>/compressed``, JPEG or PNG) and ``camera_info`` (sensor_msgs/CameraInfo),
+    paired by stamp (``message_filters.ApproximateTimeSynchronizer`` where installed, else
     ``ros.sync.StampPairSynchronizer``, same semantics; ``sync_slop`` seconds).
     With ``image_topics: [T1, T2, ...]`` each ``T`` is a camera whose info is on
     ``<namespace of T>/camera_info`` (``/cam0/color/image_raw`` -> ``/cam0/color/camera_info``).
     With ``use_camera_info: false`` only images are subscribed and the intrinsics are
     assumed (60 deg horizontal FOV; ``translation_source = TRANSLATION_ASSUMED``).
+    With ``use_depth: true`` also a registered depth image per camera (``depth``, or
+    ``depth_topics`` / the RealSense layout for ``image_topics``; 16UC1 mm, 32FC1 m, or
+    ``<depth>/compressedDepth`` with ``image_transport: compressed``), paired with the colour
+    frame by stamp within ``sync_slop`` without ever waiting for it.
+
+Missing CameraInfo: when images arrive for ``camera_info_timeout`` seconds without a
+CameraInfo paired to them, one warning names both topics; then frames are processed with
+assumed intrinsics (``TRANSLATION_ASSUMED``), or skipped and counted when
+``require_camera_info`` is true; an info line says when CameraInfo starts again.
 
 Publishes, all stamped with the source image's stamp in its optical frame:
     ``hands/mesh`` (hand_mesh_msgs/HandMeshArray, one per processed image, empty when no
@@ -19,28 +29,33 @@ Publishes, all stamped with the source image's stamp in its optical frame:
     with the broadcaster's QoS: reliable, volatile, depth 100),
     ``hands/overlay`` (sensor_msgs/Image rgb8, if ``publish_overlay``). Markers and overlay
     are built only while they have a subscriber (they cost more than the regression).
+    ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, 1 Hz, ``ros.diagnostics``: rates,
+    drops, skips by reason, per-stage latency, device and models, OK / WARN / ERROR).
 
 Threading: subscription callbacks only store the latest (image, info) pair per camera; a
 worker thread takes the pending frame of every camera, runs ``pipe.process_batch`` on them
 and publishes. A frame replaced before the worker took it is counted as dropped
 (``stats['dropped']``): processing never falls behind on old frames.
 
-Bad input (unsupported encoding, empty image, image size != CameraInfo size, NaN / zero
-intrinsics) logs a throttled warning, is counted in ``stats['skipped']`` and the node goes on.
+Bad input (unsupported encoding, empty or corrupt image, image size != CameraInfo size, NaN
+/ zero intrinsics, a frame with the stamp of the last processed one) logs a warning
+throttled per (camera, reason), is counted in ``stats['skipped']`` and by reason on
+``/diagnostics``, and the node goes on.
 
 Composable: ``HandMeshNode(**node_kwargs)`` never calls ``rclpy.init``/``spin``/``shutdown``;
 ``main()`` is the console-script wrapper (``hand_mesh_node`` / ``python -m hand_mesh_ros.node``).
 """
 from __future__ import annotations
 
-import posixpath
+import collections
 import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional
 
+import numpy as np
 import rclpy
 import rclpy.executors
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -50,14 +65,18 @@ from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterVal
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from hand_mesh_ros.core.pipeline import DEVICES, PRECISIONS, HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.core.tracking import SMOOTHING
-from hand_mesh_ros.ros import messages
+from hand_mesh_ros.core.types import FrameInput
+from hand_mesh_ros.ros import camera_inputs, diagnostics, messages
 from hand_mesh_ros.ros.camera_info import intrinsics_from_camera_info
-from hand_mesh_ros.ros.image_conversion import image_to_rgb, rgb_to_image
-from hand_mesh_ros.ros.sync import StampPairSynchronizer
+from hand_mesh_ros.ros.camera_inputs import TRANSPORTS, CameraInfoWatch, StampBuffer, transport_topic
+from hand_mesh_ros.ros.diagnostics import CameraTopics, DiagnosticsPublisher, NodeDiagnostics
+from hand_mesh_ros.ros.image_conversion import ImageDecodeError, rgb_to_image, to_depth_metres, to_rgb
+from hand_mesh_ros.ros.sync import StampPairSynchronizer, stamp_ns
+from hand_mesh_ros.ros.throttle import ReasonThrottle, with_held_count
 
 try:  # a real ROS 2 install
     import message_filters  # noqa: F401
@@ -75,9 +94,15 @@ except ImportError:
 NODE_NAME = "hand_mesh_node"
 
 INPUT_RELIABILITY = ("best_effort", "reliable")
-#: messages kept per input by the (image, camera_info) synchronizer.
+#: messages kept per input by the (image, camera_info) synchronizer (and of depth).
 SYNC_QUEUE_SIZE = 10
+#: shortest time between two warnings of the same (camera, reason) [s].
 WARN_THROTTLE_S = 5.0
+#: /diagnostics period [s] and the window of its rates and latency statistics [s].
+DIAGNOSTICS_PERIOD_S = 1.0
+DIAGNOSTICS_WINDOW_S = 5.0
+#: a camera with no image for this long is WARN on /diagnostics [s].
+STALE_AFTER_S = 2.0
 
 #: Sensor-data QoS with a depth-1 keep-last queue: old frames are dropped, never queued.
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -150,8 +175,21 @@ PARAMETERS = {
         "QoS reliability of the image / camera_info subscriptions (depth 1, keep last)", _S,
         "one of best_effort (sensor-data QoS, matches every publisher), reliable (only reliable "
         "publishers; no lost fragments of large images)")),
-    "sync_slop": (0.05, _desc("largest image / camera_info stamp difference paired [s]", _D, "> 0",
-                              floating_point_range=[FloatingPointRange(from_value=1e-6, to_value=10.0)])),
+    "sync_slop": (0.05, _desc("largest image / camera_info (and image / depth) stamp difference paired [s]",
+                              _D, "> 0", floating_point_range=[FloatingPointRange(from_value=1e-6, to_value=10.0)])),
+    "image_transport": ("raw", _desc("image input transport: raw (sensor_msgs/Image on <image>) or compressed "
+                                     "(sensor_msgs/CompressedImage on <image>/compressed; depth on "
+                                     "<depth>/compressedDepth)", _S, "one of " + ", ".join(TRANSPORTS))),
+    "camera_info_timeout": (2.0, _desc("images without a paired CameraInfo for this long: one warning, then "
+                                       "assumed intrinsics (or skipped with require_camera_info) [s]", _D, "> 0",
+                                       floating_point_range=[FloatingPointRange(from_value=1e-3, to_value=3600.0)])),
+    "require_camera_info": (False, _desc("skip (and count) frames without CameraInfo instead of assuming "
+                                         "intrinsics", _B)),
+    "use_depth": (False, _desc("subscribe a depth image registered to each colour image (16UC1 mm, 32FC1 m)", _B)),
+    "depth_topics": (Parameter.Type.STRING_ARRAY,
+                     _desc("with image_topics and use_depth: the depth topic of each camera, in the same order; "
+                           "empty = RealSense layout <ns>/color/image_raw -> <ns>/aligned_depth_to_color/image_raw",
+                           _SA, "as many as image_topics, or empty")),
 }
 
 
@@ -184,6 +222,11 @@ class NodeParams:
     use_camera_info: bool
     input_reliability: str
     sync_slop: float
+    image_transport: str
+    camera_info_timeout: float
+    require_camera_info: bool
+    use_depth: bool
+    depth_topics: List[str]
 
 
 def declare_parameters(node: Node) -> NodeParams:
@@ -207,6 +250,7 @@ def declare_parameters(node: Node) -> NodeParams:
             values[name] = []
     p = NodeParams(**values)
     p.image_topics = [t for t in (p.image_topics or []) if t]
+    p.depth_topics = [t for t in (p.depth_topics or []) if t]
 
     def check(ok: bool, name: str, allowed: str):
         if not ok:
@@ -227,14 +271,25 @@ def declare_parameters(node: Node) -> NodeParams:
     check(p.input_reliability in INPUT_RELIABILITY, "input_reliability", "one of " + ", ".join(INPUT_RELIABILITY))
     check(p.sync_slop > 0.0, "sync_slop", "> 0 s")
     check(len(set(p.image_topics)) == len(p.image_topics), "image_topics", "distinct topic names")
+    check(p.image_transport in TRANSPORTS, "image_transport", "one of " + ", ".join(TRANSPORTS))
+    check(p.camera_info_timeout > 0.0, "camera_info_timeout", "> 0 s")
+    camera_topics(p)  # depth_topics of the wrong length
     return p
 
 
-def camera_topics(params: NodeParams) -> List[Tuple[str, str]]:
-    """(image topic, camera_info topic) per camera, as subscribed (before remapping)."""
-    if not params.image_topics:
-        return [("image", "camera_info")]
-    return [(t, posixpath.join(posixpath.dirname(t), "camera_info")) for t in params.image_topics]
+def camera_topics(params: NodeParams) -> List[CameraTopics]:
+    """The topics of every camera, as subscribed before remapping and transport suffix
+    (``ros.camera_inputs.camera_topics``)."""
+    return camera_inputs.camera_topics(params.image_topics, params.depth_topics or [],
+                                       params.use_camera_info, params.use_depth)
+
+
+class Pending(NamedTuple):
+    """The latest frame of a camera waiting for the worker."""
+
+    image: object  # sensor_msgs/Image or CompressedImage
+    info: Optional[CameraInfo]
+    received: Optional[float] = None  # time.monotonic() when the callback stored it
 
 
 class _TfPublisher:
@@ -296,10 +351,16 @@ class HandMeshNode(Node):
         self.pipe = HandMeshPipeline(cfg)
 
         self.stats = {"received": 0, "processed": 0, "dropped": 0, "skipped": 0, "errors": 0}
+        #: frames skipped by reason (the node's; the pipeline counts skipped hands in pipe.skipped)
+        self.skip_reasons: Dict[str, int] = collections.Counter()
         self._lock = threading.Lock()
-        self._pending: Dict[str, Tuple[Image, Optional[CameraInfo]]] = {}
+        self._pending: Dict[str, Pending] = {}
+        #: per camera: (stamp [ns], had CameraInfo) of the last processed frame
+        self._last_stamp: Dict[str, tuple] = {}
+        self._in_work: Dict[str, tuple] = {}  # the same, of the frames the worker is processing
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._throttle = ReasonThrottle(WARN_THROTTLE_S)
 
         self._mesh_pub = self.create_publisher(_hand_mesh_array_type(), "hands/mesh", 10)
         self._marker_pub = None
@@ -309,49 +370,117 @@ class HandMeshNode(Node):
         self._overlay_pub = self.create_publisher(Image, "hands/overlay", 2) if p.publish_overlay else None
         self._tf = _TfPublisher(self)
 
+        # topics as resolved on the graph (remapped, with the transport's suffix)
+        self.cameras = [self._resolved(c) for c in camera_topics(p)]
+        self._topic = {c.key: c.image for c in self.cameras}
+        self._info_watch = {c.key: CameraInfoWatch(p.camera_info_timeout) for c in self.cameras}
+        self._depth = {c.key: StampBuffer(SYNC_QUEUE_SIZE, p.sync_slop) for c in self.cameras if c.depth}
+        self.diag = NodeDiagnostics(self.cameras, DIAGNOSTICS_WINDOW_S, STALE_AFTER_S, p.use_depth)
         self._subs = []  # keep subscriptions / synchronizers alive
-        for image_topic, info_topic in camera_topics(p):
-            self._subscribe_camera(image_topic, info_topic)
+        for cam in self.cameras:
+            self._subscribe_camera(cam)
+        self._diag_pub = DiagnosticsPublisher(
+            self, [f"camera {c.image}" for c in self.cameras] + ["pipeline"], self._reports,
+            str(self.pipe.device), DIAGNOSTICS_PERIOD_S)
 
         self._worker = threading.Thread(target=self._work, name="hand_mesh_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(
             f"ready: hand model '{self.pipe.hand_model.name}', detector '{p.detector}', regressor "
-            f"'{p.regressor}', cameras {[t for t, _ in camera_topics(p)]}, sync via "
+            f"'{p.regressor}', device {self.pipe.device}, cameras {[c.image for c in self.cameras]} "
+            f"({p.image_transport}), sync via "
             f"{'message_filters' if HAVE_MESSAGE_FILTERS else 'StampPairSynchronizer'}, tf via "
-            f"{'tf2_ros' if HAVE_TF2_ROS else 'TFMessage publisher'}")
+            f"{'tf2_ros' if HAVE_TF2_ROS else 'TFMessage publisher'}, /diagnostics via {self._diag_pub.via}")
+
+    def _resolved(self, cam: CameraTopics) -> CameraTopics:
+        """``cam`` with each topic remapped and fully qualified, plus the transport suffix
+        (image_transport resolves the base name first: a remapping of ``image`` also moves
+        ``image/compressed``)."""
+        t = self.params.image_transport
+
+        def res(name: str, depth: bool = False) -> str:
+            return transport_topic(self.resolve_topic_name(name), t, depth) if name else ""
+
+        info = self.resolve_topic_name(cam.camera_info) if cam.camera_info else ""
+        return CameraTopics(cam.key, res(cam.image), info, res(cam.depth, depth=True))
 
     # -- subscriptions: callbacks only store the latest frame -------------------------------
-    def _subscribe_camera(self, image_topic: str, info_topic: str) -> None:
-        key = image_topic
+    def _subscribe_camera(self, cam: CameraTopics) -> None:
+        key = cam.key
         qos = RELIABLE_INPUT_QOS if self.params.input_reliability == "reliable" else SENSOR_QOS
-        if not self.params.use_camera_info:
+        image_type = CompressedImage if self.params.image_transport == "compressed" else Image
+        if cam.depth:
+            self._subs.append(self.create_subscription(image_type, cam.depth, self._depth[key].add, qos))
+        if not cam.camera_info:
+            self.diag.set_camera_info(key, diagnostics.CAMERA_INFO_UNUSED)
             self._subs.append(self.create_subscription(
-                Image, image_topic, lambda img, k=key: self._store(k, img, None), qos))
+                image_type, cam.image, lambda img, k=key: self._on_image(k, img, paired=False), qos))
             return
-        cb = lambda img, info, k=key: self._store(k, img, info)  # noqa: E731
+
+        def on_pair(img, info, k=key):
+            self._on_pair(k, img, info)
         if HAVE_MESSAGE_FILTERS:
             import message_filters
-            subs = [message_filters.Subscriber(self, Image, image_topic, qos_profile=qos),
-                    message_filters.Subscriber(self, CameraInfo, info_topic, qos_profile=qos)]
+            subs = [message_filters.Subscriber(self, image_type, cam.image, qos_profile=qos),
+                    message_filters.Subscriber(self, CameraInfo, cam.camera_info, qos_profile=qos)]
             sync = message_filters.ApproximateTimeSynchronizer(subs, SYNC_QUEUE_SIZE, self.params.sync_slop)
-            sync.registerCallback(cb)
+            sync.registerCallback(on_pair)
+            # after the synchronizer's own callback: a pair it completes counts first
+            subs[0].registerCallback(lambda img, k=key: self._on_image(k, img))
             self._subs.extend(subs + [sync])
         else:
             sync = StampPairSynchronizer(2, SYNC_QUEUE_SIZE, self.params.sync_slop)
-            sync.register_callback(cb)
-            self._subs.append(self.create_subscription(Image, image_topic, sync.input_callback(0), qos))
-            self._subs.append(self.create_subscription(CameraInfo, info_topic, sync.input_callback(1), qos))
+            sync.register_callback(on_pair)
+
+            def on_image(img, k=key):
+                sync.add(0, img)  # a pair it completes counts first
+                self._on_image(k, img)
+            self._subs.append(self.create_subscription(image_type, cam.image, on_image, qos))
+            self._subs.append(self.create_subscription(CameraInfo, cam.camera_info, sync.input_callback(1), qos))
             self._subs.append(sync)
 
-    def _store(self, camera: str, image: Image, info: Optional[CameraInfo]) -> None:
+    def _on_image(self, camera: str, image, paired: bool = True) -> None:
+        """Every image that arrives. Without CameraInfo pairing (``paired`` False, or the
+        CameraInfo watch says it is missing) the image is stored alone."""
+        self.diag.received(camera)
+        if not paired:
+            self._store(camera, image, None)
+            return
+        watch = self._info_watch[camera]
+        if watch.image(time.monotonic()) == "missing":
+            cam = next(c for c in self.cameras if c.key == camera)
+            then = ("frames are skipped (require_camera_info)" if self.params.require_camera_info else
+                    "frames are processed with assumed intrinsics (60 deg horizontal FOV, TRANSLATION_ASSUMED)")
+            self.get_logger().warning(
+                f"images arrive on '{cam.image}' but no CameraInfo on '{cam.camera_info}' within "
+                f"sync_slop={self.params.sync_slop} s of them for {watch.timeout_s} s (check the camera_info "
+                f"remapping and the driver); {then} until it arrives")
+            self.diag.set_camera_info(camera, diagnostics.CAMERA_INFO_REQUIRED if self.params.require_camera_info
+                                      else diagnostics.CAMERA_INFO_ASSUMED)
+        if watch.missing:
+            self._store(camera, image, None)
+
+    def _on_pair(self, camera: str, image, info: CameraInfo) -> None:
+        if self._info_watch[camera].paired(time.monotonic()) == "started":
+            self.get_logger().info(f"CameraInfo of '{self._topic[camera]}' arrives: using its intrinsics again")
+        self.diag.set_camera_info(camera, diagnostics.CAMERA_INFO_OK)
+        alone = (stamp_ns(image), False)
         with self._lock:
-            self.stats["received"] += 1
-            if camera in self._pending:
-                self.stats["dropped"] += 1
-            self._pending[camera] = (image, info)
+            if alone in (self._last_stamp.get(camera), self._in_work.get(camera)):
+                return  # taken alone just before its CameraInfo came: not a re-sent frame
+        self._store(camera, image, info)
+
+    def _store(self, camera: str, image, info: Optional[CameraInfo]) -> None:
+        with self._lock:
+            old = self._pending.get(camera)
+            same = old is not None and stamp_ns(old.image) == stamp_ns(image)  # now with its CameraInfo
+            if not same:
+                self.stats["received"] += 1
+                if old is not None:
+                    self.stats["dropped"] += 1
+                    self.diag.dropped(camera)
+            self._pending[camera] = Pending(image, info, old.received if same else time.monotonic())
         self._wake.set()
-        self.get_logger().debug(f"frame {image.header.stamp.sec}.{image.header.stamp.nanosec:09d} of '{camera}' stored")
 
     # -- worker thread -----------------------------------------------------------------------
     def _work(self) -> None:
@@ -361,47 +490,92 @@ class HandMeshNode(Node):
             with self._lock:
                 self._wake.clear()
                 pending, self._pending = self._pending, {}
+                self._in_work = {k: (stamp_ns(v.image), v.info is not None) for k, v in pending.items()}
             if not pending:
                 continue
             try:
                 self._process(pending)
             except Exception:  # keep the node alive; the traceback says what broke
                 self.stats["errors"] += 1
+                self.diag.error()
                 self.get_logger().error("processing failed:\n" + traceback.format_exc(),
                                         throttle_duration_sec=WARN_THROTTLE_S)
 
-    def _prepare(self, camera: str, image: Image, info: Optional[CameraInfo]):
+    def _skip(self, camera: str, reason: str, text: str) -> None:
+        """Count a skipped frame and warn, throttled per (camera, reason)."""
+        self.stats["skipped"] += 1
+        self.skip_reasons[reason] += 1
+        self.diag.skipped(camera, reason)
+        held = self._throttle((camera, reason))
+        if held is not None:
+            self.get_logger().warning(with_held_count(
+                f"skipping a frame of '{self._topic[camera]}' ({reason}): {text}", held))
+
+    def _prepare(self, camera: str, image, info: Optional[CameraInfo]):
         """(rgb, intrinsics or None); ValueError on bad input."""
-        rgb = image_to_rgb(image)
+        rgb = to_rgb(image)
         if info is None:
             return rgb, None
         intr = intrinsics_from_camera_info(info)  # K, D, distortion_model; None if uncalibrated
-        if intr is not None and (intr.width, intr.height) != (image.width, image.height):
-            raise ValueError(f"image is {image.width}x{image.height} but its CameraInfo says "
+        # the decoded size: a CompressedImage has no width / height fields
+        if intr is not None and (intr.width, intr.height) != (rgb.shape[1], rgb.shape[0]):
+            raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but its CameraInfo says "
                              f"{intr.width}x{intr.height}")
         return rgb, intr
 
-    def _process(self, pending: Dict[str, Tuple[Image, Optional[CameraInfo]]]) -> None:
-        batch, headers = [], []
-        for camera, (image, info) in pending.items():
+    def _depth_for(self, camera: str, stamp: int) -> Optional[np.ndarray]:
+        """The depth [m] paired with the frame of ``stamp`` [ns], or None (counted)."""
+        msg = self._depth[camera].take(stamp)
+        if msg is None:
+            self.diag.depth(camera, "unsynchronized")
+            return None
+        try:
+            depth = to_depth_metres(msg)
+        except ImageDecodeError as e:
+            self.diag.depth(camera, "undecodable")
+            held = self._throttle((camera, "depth_" + e.reason))
+            if held is not None:
+                self.get_logger().warning(with_held_count(
+                    f"depth of '{self._topic[camera]}' not used ({e.reason}): {e}; processing without depth", held))
+            return None
+        self.diag.depth(camera, "paired")
+        return depth
+
+    def _process(self, pending: Dict[str, Pending]) -> None:
+        batch, frames = [], []
+        for camera, item in pending.items():
+            image, info, received = Pending(*item)
+            stamp = stamp_ns(image)
+            if self._last_stamp.get(camera, (None,))[0] == stamp:
+                self._skip(camera, "duplicate_stamp", f"stamp {stamp * 1e-9:.9f} s was processed already")
+                continue
+            if info is None and self.params.require_camera_info and self.params.use_camera_info:
+                self._skip(camera, "no_camera_info", "no CameraInfo and require_camera_info is true")
+                continue
+            t0 = time.perf_counter()
             try:
                 rgb, intr = self._prepare(camera, image, info)
-            except ValueError as e:
-                self.stats["skipped"] += 1
-                self.get_logger().warning(f"skipping a frame of '{camera}': {e}",
-                                          throttle_duration_sec=WARN_THROTTLE_S)
+            except ImageDecodeError as e:
+                self._skip(camera, e.reason, str(e))
                 continue
-            stamp = image.header.stamp.sec + 1e-9 * image.header.stamp.nanosec
-            batch.append((rgb, intr, camera, stamp))
-            headers.append(image.header)
+            except ValueError as e:
+                self._skip(camera, "bad_camera_info", str(e))
+                continue
+            depth = self._depth_for(camera, stamp) if camera in self._depth else None
+            batch.append(FrameInput(rgb, intr, camera, stamp * 1e-9, depth))
+            frames.append((image.header, stamp, received, (time.perf_counter() - t0) * 1e3))
         if not batch:
             return
-        t0 = time.perf_counter()
         results = self.pipe.process_batch(batch)
-        self.get_logger().debug(f"processed {len(batch)} frame(s) in {(time.perf_counter() - t0) * 1e3:.1f} ms")
-        for (rgb, *_), header, res in zip(batch, headers, results):
-            self._publish(rgb, header, res)
+        for item, (header, stamp, received, decode_ms), res in zip(batch, frames, results):
+            t0 = time.perf_counter()
+            self._publish(item.image, header, res)
             self.stats["processed"] += 1
+            self._last_stamp[item.camera] = (stamp, item.intrinsics is not None)
+            now = time.monotonic()
+            self.diag.processed(item.camera, dict(res.timings_ms, decode=decode_ms,
+                                                  publish=(time.perf_counter() - t0) * 1e3,
+                                                  total=(now - received) * 1e3 if received else 0.0))
 
     def _publish(self, rgb, header, res) -> None:
         p, model = self.params, self.pipe.hand_model
@@ -416,6 +590,14 @@ class HandMeshNode(Node):
         if self._overlay_pub is not None and self._overlay_pub.get_subscription_count() > 0:
             over = self._render(rgb, hands, res.intrinsics, model.faces_for)
             self._overlay_pub.publish(rgb_to_image(over, header))
+
+    def _reports(self) -> List[diagnostics.Report]:
+        p = self.params
+        fixed = [("device", str(self.pipe.device)), ("detector", p.detector), ("regressor", p.regressor),
+                 ("hand model", self.pipe.hand_model.name), ("mano model dir", p.mano_model_dir or "-"),
+                 ("checkpoint", p.checkpoint or "-"), ("image transport", p.image_transport),
+                 ("frames processed total", str(self.stats["processed"]))]
+        return self.diag.reports(fixed, dict(self.pipe.skipped))
 
     def destroy_node(self):
         """Stop and join the worker thread, release the pipeline, then destroy the node."""
@@ -457,7 +639,7 @@ def main(args=None) -> int:
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
-        s = dict(node.stats)
+        s = dict(node.stats, skipped_by_reason=dict(node.skip_reasons), hands_skipped=dict(node.pipe.skipped))
         node.destroy_node()
         logger.info(f"stopped: {s}")
         rclpy.try_shutdown()

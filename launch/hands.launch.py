@@ -3,27 +3,38 @@
     ros2 launch hand_mesh_ros hands.launch.py image:=/camera/color/image_raw \
         camera_info:=/camera/color/camera_info rviz:=true
 
+    # a RealSense with aligned depth, compressed transport, restarted after a crash
+    ros2 launch hand_mesh_ros hands.launch.py image:=/camera/camera/color/image_raw \
+        camera_info:=/camera/camera/color/camera_info use_depth:=true \
+        depth:=/camera/camera/aligned_depth_to_color/image_raw image_transport:=compressed \
+        respawn:=true respawn_delay:=2.0
+
 Parameters come from config/hands.yaml (or ``params_file:=...``). Every node parameter is
 also a launch argument of the same name; an argument left empty (the default) keeps the
 params file's value, a given one overrides it. (Launch defaults that repeat the YAML
 defaults would silently override a user's params file.) Strings are passed as strings;
 numbers, booleans and lists are read as YAML, like ``ros2 run ... -p name:=value``
 (``image_topics:="['/cam0/image_raw', '/cam1/image_raw']"``). ``image`` / ``camera_info``
-are remappings of the node's input topics (one camera; for several set ``image_topics``).
+/ ``depth`` are remappings of the node's input topics (one camera; for several set
+``image_topics``); with ``image_transport:=compressed`` the node reads ``<image>/compressed``
+(and ``<depth>/compressedDepth``) of the remapped names. ``respawn:=true`` restarts the node
+``respawn_delay`` seconds after it exits (a crash, or a start-up error that may be
+transient such as a GPU not yet ready).
 """
 import os
 
 #: node parameters whose launch argument is passed as a string, as typed.
 STRING_PARAMETERS = ("detector", "regressor", "device", "mano_model_dir", "checkpoint", "precision",
-                     "tf_prefix", "smoothing", "input_reliability")
+                     "tf_prefix", "smoothing", "input_reliability", "image_transport")
 #: node parameters whose launch argument is read as YAML (int, double, bool, string list).
 YAML_PARAMETERS = ("batch_size", "max_hands", "min_score", "publish_faces", "publish_markers",
                    "publish_overlay", "image_topics", "mirrored", "use_camera_info", "sync_slop",
                    "smoothing_min_cutoff", "smoothing_beta", "track_max_missed", "side_hysteresis",
-                   "nms_iou", "nms_keypoint_distance")
+                   "nms_iou", "nms_keypoint_distance", "camera_info_timeout", "require_camera_info",
+                   "use_depth", "depth_topics")
 #: YAML parameters of type double: an integer argument ("1") is given as 1.0.
 DOUBLE_PARAMETERS = ("min_score", "sync_slop", "smoothing_min_cutoff", "smoothing_beta", "nms_iou",
-                     "nms_keypoint_distance")
+                     "nms_keypoint_distance", "camera_info_timeout")
 DESCRIPTIONS = {
     "detector": "hand detector (mediapipe)", "regressor": "MANO regressor: fit | hamer",
     "device": "auto | cpu | cuda", "batch_size": "hand crops per regressor batch (>= 1)",
@@ -36,6 +47,8 @@ DESCRIPTIONS = {
     "side_hysteresis": "frames of the other side label to change a track's side (>= 1)",
     "nms_iou": "box IoU making two detections one hand (0, 1]",
     "nms_keypoint_distance": "keypoint distance making two detections one hand [box diagonals]",
+    "image_transport": "raw | compressed", "depth_topics": "YAML list of depth topics (with image_topics)",
+    "camera_info_timeout": "seconds of images without CameraInfo before assuming intrinsics",
 }
 
 
@@ -70,12 +83,37 @@ def parameter_overrides(values):
     return out
 
 
+def respawn_options(respawn, respawn_delay):
+    """(respawn, respawn_delay) for ``launch_ros.actions.Node`` from the launch arguments.
+
+    Args:
+        respawn: "true" / "false" (YAML booleans).
+        respawn_delay: seconds [s] >= 0 before a restart.
+    Raises:
+        ValueError: naming the argument and what is allowed.
+    """
+    import yaml
+
+    flag = yaml.safe_load(respawn) if respawn else False
+    if not isinstance(flag, bool):
+        raise ValueError(f"launch argument 'respawn': {respawn!r} is not allowed; allowed: true, false")
+    try:
+        delay = float(respawn_delay)
+    except ValueError:
+        delay = -1.0
+    if not delay >= 0.0:
+        raise ValueError(f"launch argument 'respawn_delay': {respawn_delay!r} is not allowed; allowed: seconds >= 0")
+    return flag, delay
+
+
 def _node_actions(context, share):
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
     names = STRING_PARAMETERS + YAML_PARAMETERS
     overrides = parameter_overrides({n: LaunchConfiguration(n).perform(context) for n in names})
+    respawn, respawn_delay = respawn_options(LaunchConfiguration("respawn").perform(context),
+                                             LaunchConfiguration("respawn_delay").perform(context))
     return [Node(
         package="hand_mesh_ros",
         executable="hand_mesh_node",
@@ -83,7 +121,10 @@ def _node_actions(context, share):
         output="screen",
         parameters=[LaunchConfiguration("params_file").perform(context), overrides],
         remappings=[("image", LaunchConfiguration("image").perform(context)),
-                    ("camera_info", LaunchConfiguration("camera_info").perform(context))],
+                    ("camera_info", LaunchConfiguration("camera_info").perform(context)),
+                    ("depth", LaunchConfiguration("depth").perform(context))],
+        respawn=respawn,
+        respawn_delay=respawn_delay,
     )]
 
 
@@ -100,6 +141,10 @@ def generate_launch_description():
         DeclareLaunchArgument("image", default_value="image", description="input image topic (remapping)"),
         DeclareLaunchArgument("camera_info", default_value="camera_info",
                               description="input CameraInfo topic (remapping)"),
+        DeclareLaunchArgument("depth", default_value="depth",
+                              description="input depth topic (remapping; with use_depth:=true)"),
+        DeclareLaunchArgument("respawn", default_value="false", description="restart the node when it exits"),
+        DeclareLaunchArgument("respawn_delay", default_value="2.0", description="seconds before a restart"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hands.yaml"),
                               description="node parameters (YAML)"),
         DeclareLaunchArgument("rviz", default_value="false", description="open RViz with config/hands.rviz"),

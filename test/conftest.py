@@ -13,7 +13,8 @@ import pytest
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+#: the project's shared/ folder beside the clone (HAND_MESH_SHARED overrides, e.g. for a worktree)
+SHARED = Path(os.environ.get("HAND_MESH_SHARED") or REPO.parent / "shared")
 HANDS_DATA = SHARED / "data" / "hands"
 GOLDEN_HAMER = SHARED / "golden" / "hamer"
 NO_SKIP = os.environ.get("HAND_MESH_NO_SKIP", "") not in ("", "0")

@@ -73,6 +73,8 @@ def _init(c, args=()):
     ("side_hysteresis", 0, ">= 1"),
     ("nms_iou", 0.0, r"\(0, 1\]"),
     ("nms_keypoint_distance", -0.1, ">= 0"),
+    ("image_transport", "theora", "raw, compressed"),
+    ("camera_info_timeout", 0.0, "> 0"),
     ("batch_size", "eight", "integer"),
     ("publish_markers", "yes", "bool"),
 ])
@@ -100,11 +102,25 @@ def test_main_exits_with_error_on_bad_parameter():
 
 def test_camera_topics():
     p = node_mod.NodeParams(**{k: None for k in node_mod.NodeParams.__dataclass_fields__})
-    p.image_topics = []
-    assert node_mod.camera_topics(p) == [("image", "camera_info")]
+    p.image_topics, p.use_camera_info, p.use_depth = [], True, False
+    topics = lambda: [(c.image, c.camera_info, c.depth) for c in node_mod.camera_topics(p)]  # noqa: E731
+    assert topics() == [("image", "camera_info", "")]
     p.image_topics = ["/cam0/color/image_raw", "cam1/image", "image_raw"]
-    assert node_mod.camera_topics(p) == [("/cam0/color/image_raw", "/cam0/color/camera_info"),
-                                         ("cam1/image", "cam1/camera_info"), ("image_raw", "camera_info")]
+    assert topics() == [("/cam0/color/image_raw", "/cam0/color/camera_info", ""),
+                        ("cam1/image", "cam1/camera_info", ""), ("image_raw", "camera_info", "")]
+    p.use_depth = True
+    p.image_topics = ["/camera/camera/color/image_raw", "/cam1/color/image_raw"]  # RealSense layout
+    assert topics() == [
+        ("/camera/camera/color/image_raw", "/camera/camera/color/camera_info",
+         "/camera/camera/aligned_depth_to_color/image_raw"),
+        ("/cam1/color/image_raw", "/cam1/color/camera_info", "/cam1/aligned_depth_to_color/image_raw")]
+    p.depth_topics = ["/d0", "/d1"]
+    assert [c.depth for c in node_mod.camera_topics(p)] == ["/d0", "/d1"]
+    p.depth_topics = ["/d0"]
+    with pytest.raises(ValueError, match="parameter 'depth_topics'"):
+        node_mod.camera_topics(p)
+    p.image_topics, p.depth_topics, p.use_camera_info = [], [], False
+    assert topics() == [("image", "", "depth")]
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +140,7 @@ def test_yaml_has_every_parameter_and_loads(yaml_node):
     for name, value in conf.items():
         got = getattr(yaml_node.params, name)
         assert got == value and type(got) is type(value), name
-        if name != "image_topics":  # an empty YAML list arrives as an unset STRING_ARRAY
+        if name not in ("image_topics", "depth_topics"):  # an empty YAML list arrives as an unset STRING_ARRAY
             assert yaml_node.get_parameter(name).value == value
     # declared with descriptors, read-only after start-up
     d = yaml_node.describe_parameter("batch_size")
@@ -168,7 +184,7 @@ def test_launch_declares_every_parameter_remapping_and_rviz():
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     fixed = {c.args[0].value for c in calls
              if _call_name(c) == "DeclareLaunchArgument" and isinstance(c.args[0], ast.Constant)}
-    assert fixed == {"image", "camera_info", "params_file", "rviz"}
+    assert fixed == {"image", "camera_info", "depth", "params_file", "rviz", "respawn", "respawn_delay"}
     # one DeclareLaunchArgument(n, default_value="") per parameter name
     comps = [c for c in ast.walk(tree) if isinstance(c, ast.ListComp)
              and _call_name(c.elt) == "DeclareLaunchArgument"]
@@ -176,6 +192,13 @@ def test_launch_declares_every_parameter_remapping_and_rviz():
     assert [ast.literal_eval(k.value) for k in comps[0].elt.keywords if k.arg == "default_value"] == [""]
     src = LAUNCH_PATH.read_text()
     assert '("image", LaunchConfiguration("image")' in src and '"hands.rviz"' in src
+    assert '("depth", LaunchConfiguration("depth")' in src
+    # respawn reaches the node action
+    node_calls = [c for c in calls if _call_name(c) == "Node" and any(
+        k.arg == "executable" and ast.literal_eval(k.value) == "hand_mesh_node" for k in c.keywords)]
+    assert len(node_calls) == 1
+    kw = {k.arg: ast.unparse(k.value) for k in node_calls[0].keywords}
+    assert (kw["respawn"], kw["respawn_delay"]) == ("respawn", "respawn_delay")
     assert 'IfCondition(LaunchConfiguration("rviz"))' in src
 
 
@@ -190,7 +213,9 @@ def test_launch_arguments_override_only_when_given(ctx):
              "image_topics": "['/cam0/image_raw', '/cam1/image_raw']", "mirrored": "true",
              "use_camera_info": "false", "sync_slop": "0.1", "smoothing_min_cutoff": "3",
              "smoothing_beta": "0.25", "track_max_missed": "0", "side_hysteresis": "7", "nms_iou": "1",
-             "nms_keypoint_distance": "0.1"}
+             "nms_keypoint_distance": "0.1", "image_transport": "compressed",
+             "camera_info_timeout": "3", "require_camera_info": "true", "use_depth": "true",
+             "depth_topics": "['/cam0/depth', '/cam1/depth']"}
     over = launch.parameter_overrides(given)
     assert over["min_score"] == 1.0 and isinstance(over["min_score"], float)
     assert over["nms_iou"] == 1.0 and isinstance(over["smoothing_min_cutoff"], float)
@@ -205,6 +230,17 @@ def test_launch_arguments_override_only_when_given(ctx):
         n.destroy_node()
     with pytest.raises(ValueError, match="batch_size"):
         launch.parameter_overrides({"batch_size": "[1, 2"})
+
+
+def test_launch_respawn_options():
+    launch = _load_launch_module()
+    assert launch.respawn_options("false", "2.0") == (False, 2.0)
+    assert launch.respawn_options("true", "0.5") == (True, 0.5)
+    with pytest.raises(ValueError, match="'respawn'.*true, false"):
+        launch.respawn_options("sometimes", "1")
+    for bad in ("-1", "soon", "nan"):
+        with pytest.raises(ValueError, match="'respawn_delay'.*>= 0"):
+            launch.respawn_options("true", bad)
 
 
 def _img_msg(rgb, stamp_ns, encoding="rgb8"):
@@ -247,6 +283,7 @@ class Listener:
     """Test-side ROS node: records the graph's traffic in a background executor."""
 
     def __init__(self, domain_id: int):
+        from diagnostic_msgs.msg import DiagnosticArray
         from hand_mesh_msgs.msg import HandMeshArray
         from tf2_msgs.msg import TFMessage
         from visualization_msgs.msg import MarkerArray
@@ -255,9 +292,10 @@ class Listener:
         rclpy.init(args=["listener"], context=self.ctx, domain_id=domain_id)
         self.node = rclpy.create_node("hand_mesh_test_listener", context=self.ctx)
         self.lock = threading.Lock()
-        self.meshes, self.markers, self.tf, self.images = [], [], [], []
+        self.meshes, self.markers, self.tf, self.images, self.diagnostics = [], [], [], [], []
         rel = QoSProfile(depth=100)
         n = self.node
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._rec(self.diagnostics), rel)
         n.create_subscription(HandMeshArray, "/hands/mesh", self._rec(self.meshes), rel)
         n.create_subscription(MarkerArray, "/hands/markers", self._rec(self.markers), rel)
         n.create_subscription(TFMessage, "/tf", self._rec(self.tf), rel)
@@ -298,24 +336,29 @@ def _wait(pred, timeout, what, proc=None, log=None):
     raise AssertionError(f"timed out waiting for {what}; node log tail:\n{tail}")
 
 
+def _default_ready(n) -> bool:
+    return n.count_publishers("/hands/mesh") > 0 and n.count_subscribers("/image") >= 2 \
+        and n.count_subscribers("/camera_info") >= 2
+
+
 @contextlib.contextmanager
-def node_process(log: Path, *params: str, ready_timeout: float = 60):
+def node_process(log: Path, *params: str, ready_timeout: float = 60, ready=_default_ready, ros_args=()):
     """(listener, node process, env, log): ``python -m hand_mesh_ros.node`` with ``-p`` values
-    ``params`` as its own process on a private loopback domain, ready (its topics on the
-    graph) on entry, stopped on exit."""
+    ``params`` (and further ``ros_args``, e.g. remappings) as its own process on a private
+    loopback domain, ready (``ready(listener node)``: its topics on the graph) on entry,
+    stopped on exit."""
     domain = _domain_id()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
     listener = Listener(domain)
     args = [a for p in params for a in ("-p", p)]
     with open(log, "w") as fh:
-        proc = subprocess.Popen([PY, "-m", "hand_mesh_ros.node", "--ros-args", *args,
+        proc = subprocess.Popen([PY, "-m", "hand_mesh_ros.node", "--ros-args", *args, *ros_args,
                                  "--log-level", "hand_mesh_node:=info"],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         n = listener.node
-        _wait(lambda: n.count_publishers("/hands/mesh") > 0 and n.count_subscribers("/image") >= 2
-              and n.count_subscribers("/camera_info") >= 2, ready_timeout, "the node's topics", proc, log)
+        _wait(lambda: ready(n), ready_timeout, "the node's topics", proc, log)
         yield listener, proc, env, log
     finally:
         if proc.poll() is None:
@@ -473,12 +516,12 @@ def test_node_shuts_down_cleanly(graph):
 class InProcess:
     """HandMeshNode and a test node sharing one private context and executor."""
 
-    def __init__(self, overrides):
+    def __init__(self, overrides, args=()):
         from hand_mesh_msgs.msg import HandMeshArray
         from tf2_msgs.msg import TFMessage
 
         self.ctx = rclpy.context.Context()
-        _init(self.ctx)
+        _init(self.ctx, args)
         self.node = node_mod.HandMeshNode(context=self.ctx, parameter_overrides=overrides)
         self.test = rclpy.create_node("in_process_test", context=self.ctx)
         self.meshes, self.overlays, self.tf = [], [], []

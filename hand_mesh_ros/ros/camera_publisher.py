@@ -1,7 +1,9 @@
 """``camera_publisher``: publish a video file, an image file or a folder of images as a camera.
 
 Topics (relative, remappable with ``--ros-args -r image:=... -r camera_info:=...``):
-    ``image`` (sensor_msgs/Image, ``rgb8`` or ``bgr8``) and ``camera_info``
+    ``image`` (sensor_msgs/Image, ``rgb8`` or ``bgr8``; with ``--transport compressed``
+    sensor_msgs/CompressedImage on ``<image>/compressed``, JPEG ``--jpeg-quality``, as
+    compressed_image_transport publishes it) and ``camera_info``
     (sensor_msgs/CameraInfo, same header: stamp = publish time, frame_id ``--frame-id``,
     default ``camera_color_optical_frame``). QoS: reliable, keep-last 5 (matches both
     best-effort sensor-data subscribers and reliable ones such as RViz).
@@ -35,6 +37,9 @@ def _parse(argv) -> argparse.Namespace:
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0 = no limit)")
     ap.add_argument("--no-camera-info", action="store_true", help="publish images only")
     ap.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8")
+    ap.add_argument("--transport", choices=("raw", "compressed"), default="raw",
+                    help="raw: Image on image; compressed: JPEG CompressedImage on image/compressed")
+    ap.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (--transport compressed)")
     ap.add_argument("--frame-id", default="camera_color_optical_frame")
     for k in ("fx", "fy", "cx", "cy"):
         ap.add_argument(f"--{k}", type=float, default=None, help=f"intrinsics {k} [px] (default: 60 deg HFOV camera)")
@@ -72,10 +77,10 @@ def main(argv=None) -> int:
     from rclpy.node import Node
     from rclpy.qos import QoSProfile
     from rclpy.utilities import remove_ros_args
-    from sensor_msgs.msg import CameraInfo, Image
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
     from std_msgs.msg import Header
 
-    from hand_mesh_ros.ros.image_conversion import rgb_to_image
+    from hand_mesh_ros.ros.image_conversion import rgb_to_compressed, rgb_to_image
 
     argv = sys.argv if argv is None else argv
     args = _parse(remove_ros_args(args=argv)[1:])
@@ -94,7 +99,17 @@ def main(argv=None) -> int:
     node = Node("camera_publisher")
     log = node.get_logger()
     qos = QoSProfile(depth=5)
-    image_pub = node.create_publisher(Image, "image", qos)
+    if args.transport == "compressed":
+        topic = node.resolve_topic_name("image") + "/compressed"  # image_transport's name, after remapping
+        image_pub = node.create_publisher(CompressedImage, topic, qos)
+
+        def encode(rgb, header):
+            return rgb_to_compressed(rgb, header, "jpeg", args.jpeg_quality)
+    else:
+        image_pub = node.create_publisher(Image, "image", qos)
+
+        def encode(rgb, header):
+            return rgb_to_image(rgb, header, args.encoding)
     info_pub = None if args.no_camera_info else node.create_publisher(CameraInfo, "camera_info", qos)
     pubs = [image_pub] + ([info_pub] if info_pub else [])
     try:
@@ -112,7 +127,7 @@ def main(argv=None) -> int:
             for frame in source:
                 rgb = frame.image
                 header = Header(frame_id=args.frame_id, stamp=node.get_clock().now().to_msg())
-                image_pub.publish(rgb_to_image(rgb, header, args.encoding))
+                image_pub.publish(encode(rgb, header))
                 if info_pub is not None:
                     info_pub.publish(camera_info_msg(rgb.shape[1], rgb.shape[0], header,
                                                      args.fx, args.fy, args.cx, args.cy))
