@@ -5,8 +5,8 @@ Usage::
     python benchmarks/bench_pipeline.py --input VIDEO [--max-frames N] [--warmup K] [--device cpu]
     make bench
 
-Two passes over the same decoded frames (RGB, in memory), one after the other, each with
-a fresh MediaPipe graph in tracking (video) mode:
+Over the same decoded frames (RGB, in memory), two MediaPipe graphs in tracking (video)
+mode, each frame given to both in turn (so both see the same load of a shared machine):
 
 1. detection alone: ``MediaPipeHandDetector.detect`` (the pipeline's own detector class,
    same settings) timed per frame;
@@ -17,7 +17,8 @@ a fresh MediaPipe graph in tracking (video) mode:
    timed too but not counted in "whole".
 
 Statistics are ms per frame (mean, p50, p90) over all frames after the first ``--warmup``
-(graph start-up, first allocations); the last line gives whole / detection.
+(graph start-up, first allocations); then the fit's cost per hand (regress / hands) and
+whole / detection alone.
 """
 from __future__ import annotations
 
@@ -54,19 +55,18 @@ def stats(ms: List[float]) -> Dict[str, float]:
     return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90))}
 
 
-def bench_detection(frames, args) -> List[float]:
+def detection_timer(args):
+    """(time one frame [ms], close) of a MediaPipe graph on its own."""
     from hand_mesh_ros.core.detectors.mediapipe_hands import MediaPipeHandDetector
 
     det = MediaPipeHandDetector(max_hands=args.max_hands, min_score=args.min_score, static_image_mode=False)
-    times = []
-    try:
-        for img in frames:
-            t0 = time.perf_counter()
-            det.detect(img)
-            times.append((time.perf_counter() - t0) * 1e3)
-    finally:
-        det.close()
-    return times
+
+    def timed(img) -> float:
+        t0 = time.perf_counter()
+        det.detect(img)
+        return (time.perf_counter() - t0) * 1e3
+
+    return timed, det.close
 
 
 def _message_builder():
@@ -87,7 +87,7 @@ def _message_builder():
     return (build, serialize_message), ""
 
 
-def bench_pipeline(frames, args):
+def bench(frames, args):
     from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
     from hand_mesh_ros.core.render import render_overlay
 
@@ -97,8 +97,11 @@ def bench_pipeline(frames, args):
     builder, note = _message_builder()
     rows: Dict[str, List[float]] = {}
     hands_count = []
+    det_ms = []
+    detect_alone, close_alone = detection_timer(args)
     try:
         for img in frames:
+            det_ms.append(detect_alone(img))
             t0 = time.perf_counter()
             res = pipe.process(img, None, camera="cam0")
             t1 = time.perf_counter()
@@ -123,7 +126,8 @@ def bench_pipeline(frames, args):
             hands_count.append(len(res.hands))
     finally:
         pipe.close()
-    return rows, hands_count, note, pipe
+        close_alone()
+    return det_ms, rows, hands_count, note, pipe
 
 
 def main(argv=None) -> int:
@@ -146,8 +150,7 @@ def main(argv=None) -> int:
         print(f"bench_pipeline: need more than --warmup={args.warmup} frames, got {len(frames)}", file=sys.stderr)
         return 2
     w = args.warmup
-    det_ms = bench_detection(frames, args)
-    rows, hands_count, note, pipe = bench_pipeline(frames, args)
+    det_ms, rows, hands_count, note, pipe = bench(frames, args)
 
     h, wd = frames[0].shape[:2]
     print(f"input: {args.input} ({len(frames)} frames {wd}x{h}; stats over frames {w}..{len(frames) - 1})")
@@ -157,13 +160,16 @@ def main(argv=None) -> int:
         print(f"NOTE: {note}")
     order = ["detect", "track", "regress", "place", "process (wall)", "message build", "message serialize",
              "whole", "overlay render (not in whole)"]
-    table = [("detection alone (separate run)", stats(det_ms[w:]))]
+    table = [("detection alone (own graph, same frames)", stats(det_ms[w:]))]
     table += [(f"pipeline: {k}", stats(rows[k][w:])) for k in order if k in rows]
     table += [(f"pipeline: {k}", stats(v[w:])) for k, v in rows.items() if k not in order]
     name_w = max(len(n) for n, _ in table)
     print(f"{'stage (ms/frame)':<{name_w}}  {'mean':>8} {'p50':>8} {'p90':>8}")
     for name, s in table:
         print(f"{name:<{name_w}}  {s['mean']:8.2f} {s['p50']:8.2f} {s['p90']:8.2f}")
+    n_hands = int(np.sum(hands_count[w:]))
+    if n_hands:
+        print(f"fit per hand: {np.sum(rows['regress'][w:]) / n_hands:.2f} ms mean ({n_hands} hands)")
     d, whole = stats(det_ms[w:]), stats(rows["whole"][w:])
     print(f"whole / detection alone: mean {whole['mean'] / d['mean']:.2f}x, p50 {whole['p50'] / d['p50']:.2f}x "
           f"(whole = {'process + message build + serialize' if not note else 'process only'}; "

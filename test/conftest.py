@@ -27,9 +27,6 @@ def require(path: Path) -> Path:
     return path
 
 
-_require = require
-
-
 @pytest.fixture(scope="session")
 def hands_data() -> Path:
     """../shared/data/hands (real hand images and video); skips when absent."""

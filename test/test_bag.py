@@ -148,7 +148,8 @@ def test_bag_in_bag_out_every_field(tmp_path, video_frames):
         stamp = T0 + rec["frame"] * 40_000_000
         assert rec["stamp_ns"] == stamp and log_t == stamp + 5_000_000  # the image's stamp / log time
         assert (arr.header.stamp.sec * 10 ** 9 + arr.header.stamp.nanosec, arr.header.frame_id) == (stamp, FRAME_ID)
-        assert rec["intrinsics"] == {"fx": FX, "fy": FY, "cx": CX, "cy": CY, "assumed": False}
+        assert rec["intrinsics"] == {"fx": FX, "fy": FY, "cx": CX, "cy": CY, "assumed": False,
+                                     "distortion_model": "plumb_bob", "distortion": [0.0] * 5}
         assert len(arr.hands) == len(rec["hands"])
         for h, r in zip(arr.hands, rec["hands"]):
             assert h.header.stamp == arr.header.stamp and h.header.frame_id == FRAME_ID

@@ -164,7 +164,7 @@ def test_normal_equations_match_finite_differences(builtin, with_2d):
     rng = np.random.default_rng(1)
     state = state._replace(hand_pose=state.hand_pose + rng.normal(size=(1, 15, 3)) * 0.1,
                            betas=rng.normal(size=(1, 10)))
-    state, problem = fitter._start(problem, state)
+    state, problem, _ = fitter._start(problem, state)
     r, ks = fitter._evaluate(problem, state)
     JtJ, g = fitter._normal_equations(problem, state, ks, r)
     P = JtJ.shape[1]

@@ -225,45 +225,49 @@ def solve_translation(joints: np.ndarray, keypoints_2d: np.ndarray, K: CameraInt
     uv = np.asarray(keypoints_2d, np.float64)
     if X.ndim != 2 or X.shape[1] != 3 or uv.shape != (X.shape[0], 2):
         raise ValueError(f"joints (N,3) and keypoints_2d (N,2) expected, got {X.shape} and {uv.shape}")
-    w = np.ones(len(X)) if weights is None else np.asarray(weights, np.float64)
-    if (w > 0).sum() < 2:
-        raise ValueError("solve_translation needs at least 2 joints with positive weight")
-    du = uv[:, 0] - K.cx
-    dv = uv[:, 1] - K.cy
-    n = len(X)
-    A = np.zeros((2 * n, 3))
-    b = np.empty(2 * n)
-    A[:n, 0] = K.fx
-    A[:n, 2] = -du
-    b[:n] = du * X[:, 2] - K.fx * X[:, 0]
-    A[n:, 1] = K.fy
-    A[n:, 2] = -dv
-    b[n:] = dv * X[:, 2] - K.fy * X[:, 1]
-    sw = np.sqrt(np.concatenate([w, w]))
-    t, _, rank, _ = np.linalg.lstsq(A * sw[:, None], b * sw, rcond=None)
-    if rank < 3:
-        raise ValueError("solve_translation: degenerate keypoints (all on one pixel?)")
-    return t
+    w = None if weights is None else np.asarray(weights, np.float64)[None]
+    return solve_translation_batch(X[None], uv[None], np.array([[K.fx, K.fy, K.cx, K.cy]]), w)[0]
 
 
-def solve_translation_batch(joints: np.ndarray, keypoints_2d: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    """``solve_translation`` for B hands.
+def solve_translation_batch(joints: np.ndarray, keypoints_2d: np.ndarray, intrinsics: np.ndarray,
+                            weights: Optional[np.ndarray] = None) -> np.ndarray:
+    """``solve_translation`` for B hands at once (the 3 x 3 normal equations per hand).
 
     Args:
         joints: (B, N, 3) [m]; keypoints_2d: (B, N, 2) [px];
-        intrinsics: (B, 4) ``fx, fy, cx, cy`` [px] per hand.
+        intrinsics: (B, 4) ``fx, fy, cx, cy`` [px] per hand;
+        weights: optional (B, N) non-negative per-joint weights.
 
     Returns:
         (B, 3) float64 translations [m].
 
     Raises:
-        ValueError: as ``solve_translation``.
+        ValueError: mismatched shapes, fewer than 2 weighted joints, or a degenerate system.
     """
-    out = np.empty((len(joints), 3))
-    for b, (fx, fy, cx, cy) in enumerate(np.asarray(intrinsics, np.float64)):
-        K = CameraIntrinsics(fx, fy, cx, cy, 1, 1)
-        out[b] = solve_translation(joints[b], keypoints_2d[b], K)
-    return out
+    X = np.asarray(joints, np.float64)
+    uv = np.asarray(keypoints_2d, np.float64)
+    B, n = X.shape[:2]
+    intr = np.asarray(intrinsics, np.float64).reshape(B, 4)
+    w = np.ones((B, n)) if weights is None else np.asarray(weights, np.float64).reshape(B, n)
+    if ((w > 0).sum(1) < 2).any():
+        raise ValueError("solve_translation needs at least 2 joints with positive weight")
+    fx, fy, cx, cy = (intr[:, k, None] for k in range(4))
+    du, dv = uv[..., 0] - cx, uv[..., 1] - cy
+    bu = du * X[..., 2] - fx * X[..., 0]           # rows  fx tx - du tz = bu
+    bv = dv * X[..., 2] - fy * X[..., 1]           #       fy ty - dv tz = bv
+    sw, swu, swv = w.sum(1), (w * du).sum(1), (w * dv).sum(1)
+    f_x, f_y = fx[:, 0], fy[:, 0]
+    AtA = np.zeros((B, 3, 3))
+    AtA[:, 0, 0], AtA[:, 1, 1] = f_x ** 2 * sw, f_y ** 2 * sw
+    AtA[:, 0, 2] = AtA[:, 2, 0] = -f_x * swu
+    AtA[:, 1, 2] = AtA[:, 2, 1] = -f_y * swv
+    AtA[:, 2, 2] = (w * (du ** 2 + dv ** 2)).sum(1)
+    Atb = np.stack([f_x * (w * bu).sum(1), f_y * (w * bv).sum(1), -(w * (du * bu + dv * bv)).sum(1)], 1)
+    # degenerate: all weighted keypoints on one pixel leaves tz undetermined
+    scale = np.abs(AtA).max((1, 2))
+    if (np.abs(np.linalg.det(AtA / scale[:, None, None])) < 1e-12).any():
+        raise ValueError("solve_translation: degenerate keypoints (all on one pixel?)")
+    return np.linalg.solve(AtA, Atb[..., None])[..., 0]
 
 
 def viewing_ray_rotation(uv, fx, fy, cx, cy) -> np.ndarray:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg.lapack import dposv
 from scipy.spatial.transform import Rotation
 from threadpoolctl import ThreadpoolController
 
@@ -360,11 +360,10 @@ class ManoFitter:
             state.betas[warm] = init[warm, 48:]
         if cold.any():
             state = self._closed_form(state, cold, kp, side)
-        state, problem = self._start(problem, state)
+        state, problem, ks = self._start(problem, state)
 
         iters = np.where(cold, self.cfg.iterations, self.cfg.warm_iterations)
-        state, cost, n_iter, converged = self._levenberg_marquardt(problem, state, iters)
-        ks = self.kin.forward(state.rotations(), state.betas, side)
+        state, ks, cost, n_iter, converged = self._levenberg_marquardt(problem, state, ks, iters)
         quality = self._quality(problem, state, ks)
         restarted = np.zeros(B, bool)
         retry = ~cold & self._poor(problem, *quality)
@@ -372,18 +371,18 @@ class ManoFitter:
             idx = np.flatnonzero(retry)
             sub = problem.take(idx)
             s2 = self._closed_form(state.take(idx), np.ones(len(idx), bool), kp[idx], side[idx])
-            s2, sub = self._start(sub, s2)
-            s2, cost2, it2, conv2 = self._levenberg_marquardt(sub, s2, np.full(len(idx), self.cfg.iterations))
+            s2, sub, ks2 = self._start(sub, s2)
+            s2, ks2, cost2, it2, conv2 = self._levenberg_marquardt(sub, s2, ks2, np.full(len(idx), self.cfg.iterations))
             n_iter[idx] += it2
             better = cost2 < cost[idx]
             keep = idx[better]
             for a, b in zip(state, s2):
                 a[keep] = b[better]
+            for a, b in zip(ks, ks2):
+                a[keep] = b[better]
             converged[keep] = conv2[better]
             restarted[keep] = True
-            if len(keep):
-                ks = self.kin.forward(state.rotations(), state.betas, side)
-                quality = self._quality(problem, state, ks)
+            quality = self._quality(problem, state, ks)
         return self._result(problem, state, ks, quality, converged, restarted, n_iter)
 
     # -- internals ---------------------------------------------------------------------
@@ -398,20 +397,24 @@ class ManoFitter:
     def _start(self, problem: _Problem, state: _State):
         """Initial translation (linear solve on the 2D keypoints, or the mean offset),
         keypoint origin and, unless ``problem`` has it (a restart keeps the first one, so
-        that the costs of both solves compare), the depth scale for a starting pose."""
-        kp0 = self.kin.forward(state.rotations(), state.betas, problem.side).keypoints
+        that the costs of both solves compare), the depth scale for a starting pose; and the
+        pose's kinematic state (the translation does not change it)."""
+        ks = self.kin.forward(state.rotations(), state.betas, problem.side)
+        kp0 = ks.keypoints
         if problem.uv is None:
-            return state._replace(t=(problem.target - kp0).mean(1), c=np.zeros((len(kp0), 3))), problem
+            return state._replace(t=(problem.target - kp0).mean(1), c=np.zeros((len(kp0), 3))), problem, ks
         t = solve_translation_batch(kp0, problem.uv, problem.intr)
         c = (kp0 + t[:, None] - problem.target).mean(1)
         if problem.scale is None:
             problem = problem._replace(scale=t[:, 2].clip(0.05) / problem.intr[:, :2].mean(1))
-        return state._replace(t=t, c=c), problem
+        return state._replace(t=t, c=c), problem, ks
 
-    def _evaluate(self, problem: _Problem, state: _State):
-        """Residuals (B, R) [mm] (module docstring) and the kinematic state they came from."""
+    def _evaluate(self, problem: _Problem, state: _State, ks=None):
+        """Residuals (B, R) [mm] (module docstring) and the kinematic state they came from
+        (``ks``, if given, is ``state``'s: not posed again)."""
         cfg = self.cfg
-        ks = self.kin.forward(state.rotations(), state.betas, problem.side)
+        if ks is None:
+            ks = self.kin.forward(state.rotations(), state.betas, problem.side)
         B = len(state.t)
         X = ks.keypoints + state.t[:, None]                            # (B, 21, 3) camera frame
         parts = [1000.0 * cfg.weight_3d * (X - problem.target - state.c[:, None]).reshape(B, 63)]
@@ -473,12 +476,14 @@ class ManoFitter:
         return _State(state.root @ _exp(step[:, :3]), state.hand_pose + step[:, 3:48].reshape(-1, 15, 3),
                       state.betas + step[:, 48:58], state.t + step[:, 58:61], c)
 
-    def _levenberg_marquardt(self, problem: _Problem, state: _State, iterations: np.ndarray):
-        """LM on B hands; hand b stops after ``iterations[b]`` or on ``ftol``.
-        Returns (state, cost (B,), iterations used (B,), converged (B,))."""
+    def _levenberg_marquardt(self, problem: _Problem, state: _State, ks, iterations: np.ndarray):
+        """LM on B hands from ``state`` (kinematic state ``ks``); hand b stops after
+        ``iterations[b]`` or on ``ftol``. Returns (state, kinematic state, cost (B,),
+        iterations used (B,), converged (B,))."""
         B = len(state.t)
         state = _State(*(a.copy() for a in state))
-        r, ks = self._evaluate(problem, state)
+        r, ks = self._evaluate(problem, state, ks)
+        ks_all = _take_kinematics(ks, np.arange(B))
         cost = (r ** 2).sum(1)
         mu = np.full(B, self.cfg.mu0)
         used = np.zeros(B, np.int64)
@@ -495,6 +500,8 @@ class ManoFitter:
             ok = cost_new < cost[active]
             for a, b in zip(state, new):
                 a[active[ok]] = b[ok]
+            for a, b in zip(ks_all, ks_new):
+                a[active[ok]] = b[ok]
             done = ok & (cost[active] - cost_new <= self.cfg.ftol * cost[active])
             cost[active[ok]] = cost_new[ok]
             mu[active] = np.where(ok, mu[active] / 3.0, mu[active] * 4.0).clip(1e-9, 1e9)
@@ -505,7 +512,7 @@ class ManoFitter:
             ks = _select_kinematics(ok, ks_new, ks)
             keep = ~(done | stalled) & (used[active] < iterations[active])
             active, r, ks = active[keep], r[keep], _take_kinematics(ks, np.flatnonzero(keep))
-        return state, cost, used, converged
+        return state, ks_all, cost, used, converged
 
     @staticmethod
     def _quality(problem: _Problem, state: _State, ks):
@@ -564,10 +571,15 @@ def _project(X: np.ndarray, intr: np.ndarray) -> np.ndarray:
 
 
 def _damped_solve(JtJ: np.ndarray, g: np.ndarray, mu: float, floor: float = 1e-6) -> np.ndarray:
-    """(P,) LM step ``-(JᵀJ + mu max(diag(JᵀJ), floor))⁻¹ Jᵀr`` by Cholesky (the matrix is
-    symmetric positive definite)."""
-    A = JtJ + np.diag(mu * np.maximum(np.diagonal(JtJ), floor))
-    return -cho_solve(cho_factor(A, check_finite=False), g, check_finite=False)
+    """(P,) LM step ``-(JᵀJ + mu max(diag(JᵀJ), floor))⁻¹ Jᵀr``: one LAPACK ``dposv``
+    (Cholesky; the matrix is symmetric positive definite)."""
+    A = JtJ.copy()
+    d = np.einsum("ii->i", A)       # a writable view of the diagonal
+    d += mu * np.maximum(d, floor)
+    _, x, info = dposv(A, g, lower=0, overwrite_a=1, overwrite_b=0)
+    if info != 0:                    # not positive definite (e.g. NaN): no step
+        return np.zeros_like(g)
+    return -x
 
 
 def _take_kinematics(ks, idx: np.ndarray):

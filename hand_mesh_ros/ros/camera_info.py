@@ -65,7 +65,9 @@ def intrinsics_from_camera_info(msg, rectified: bool = False) -> Optional[Camera
         if k.size != 9:
             raise ValueError(f"CameraInfo K must have 9 values, got {k.size}")
         fx, fy, cx, cy = k[0], k[4], k[2], k[5]
-        model, d = str(_field(msg, "distortion_model", "") or ""), tuple(_field(msg, "d", ()) or ())
+        raw_d = _field(msg, "d", None)  # a list, array.array (rclpy) or numpy array (rosbags)
+        d = () if raw_d is None else tuple(float(v) for v in np.asarray(raw_d, np.float64).reshape(-1))
+        model = str(_field(msg, "distortion_model", "") or "")
     if fx == 0 and fy == 0 and cx == 0 and cy == 0:
         return None
     bx = int(_field(msg, "binning_x", 0) or 0) or 1
