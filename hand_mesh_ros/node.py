@@ -14,7 +14,8 @@ reliable depth-1 queue):
     With ``use_depth: true`` also a registered depth image per camera (``depth``, or
     ``depth_topics`` / the RealSense layout for ``image_topics``; 16UC1 mm, 32FC1 m, or
     ``<depth>/compressedDepth`` with ``image_transport: compressed``), paired with the colour
-    frame by stamp within ``sync_slop`` without ever waiting for it.
+    frame by stamp within ``sync_slop``; a colour frame waits at most ``depth_wait`` for its
+    depth (aligned depth is published a few ms after colour), then goes on without it.
 
 Missing CameraInfo: when images arrive for ``camera_info_timeout`` seconds without a
 CameraInfo paired to them, one warning names both topics; then frames are processed with
@@ -186,6 +187,9 @@ PARAMETERS = {
     "require_camera_info": (False, _desc("skip (and count) frames without CameraInfo instead of assuming "
                                          "intrinsics", _B)),
     "use_depth": (False, _desc("subscribe a depth image registered to each colour image (16UC1 mm, 32FC1 m)", _B)),
+    "depth_wait": (0.05, _desc("longest a colour frame waits for its depth image (use_depth) before it is "
+                               "processed without depth [s]; 0 = never wait", _D, ">= 0",
+                               floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)])),
     "depth_topics": (Parameter.Type.STRING_ARRAY,
                      _desc("with image_topics and use_depth: the depth topic of each camera, in the same order; "
                            "empty = RealSense layout <ns>/color/image_raw -> <ns>/aligned_depth_to_color/image_raw",
@@ -226,6 +230,7 @@ class NodeParams:
     camera_info_timeout: float
     require_camera_info: bool
     use_depth: bool
+    depth_wait: float
     depth_topics: List[str]
 
 
@@ -273,6 +278,7 @@ def declare_parameters(node: Node) -> NodeParams:
     check(len(set(p.image_topics)) == len(p.image_topics), "image_topics", "distinct topic names")
     check(p.image_transport in TRANSPORTS, "image_transport", "one of " + ", ".join(TRANSPORTS))
     check(p.camera_info_timeout > 0.0, "camera_info_timeout", "> 0 s")
+    check(p.depth_wait >= 0.0, "depth_wait", ">= 0 s")
     camera_topics(p)  # depth_topics of the wrong length
     return p
 
@@ -525,7 +531,7 @@ class HandMeshNode(Node):
 
     def _depth_for(self, camera: str, stamp: int) -> Optional[np.ndarray]:
         """The depth [m] paired with the frame of ``stamp`` [ns], or None (counted)."""
-        msg = self._depth[camera].take(stamp)
+        msg = self._depth[camera].take(stamp, timeout=self.params.depth_wait)
         if msg is None:
             self.diag.depth(camera, "unsynchronized")
             return None

@@ -31,10 +31,10 @@ YAML_PARAMETERS = ("batch_size", "max_hands", "min_score", "publish_faces", "pub
                    "publish_overlay", "image_topics", "mirrored", "use_camera_info", "sync_slop",
                    "smoothing_min_cutoff", "smoothing_beta", "track_max_missed", "side_hysteresis",
                    "nms_iou", "nms_keypoint_distance", "camera_info_timeout", "require_camera_info",
-                   "use_depth", "depth_topics")
+                   "use_depth", "depth_wait", "depth_topics")
 #: YAML parameters of type double: an integer argument ("1") is given as 1.0.
 DOUBLE_PARAMETERS = ("min_score", "sync_slop", "smoothing_min_cutoff", "smoothing_beta", "nms_iou",
-                     "nms_keypoint_distance", "camera_info_timeout")
+                     "nms_keypoint_distance", "camera_info_timeout", "depth_wait")
 DESCRIPTIONS = {
     "detector": "hand detector (mediapipe)", "regressor": "MANO regressor: fit | hamer",
     "device": "auto | cpu | cuda", "batch_size": "hand crops per regressor batch (>= 1)",
@@ -49,6 +49,7 @@ DESCRIPTIONS = {
     "nms_keypoint_distance": "keypoint distance making two detections one hand [box diagonals]",
     "image_transport": "raw | compressed", "depth_topics": "YAML list of depth topics (with image_topics)",
     "camera_info_timeout": "seconds of images without CameraInfo before assuming intrinsics",
+    "depth_wait": "longest a colour frame waits for its depth [s] (0 = never)",
 }
 
 

@@ -185,15 +185,20 @@ def test_depth_reaches_the_pipeline_paired_by_stamp(hand_rgb):
         frames = [(t, depth_to_image(depth, _header(t), "16UC1")),  # same stamp
                   (t + 100_000_000, None),  # no depth at all
                   (t + 200_000_000, depth_to_image(depth, _header(t + 210_000_000), "32FC1")),  # 10 ms off
-                  (t + 300_000_000, depth_to_image(depth, _header(t + 300_000_000), "16UC1"))]
+                  (t + 300_000_000, depth_to_image(depth, _header(t + 300_000_000), "16UC1")),
+                  (t + 400_000_000, depth_to_image(depth, _header(t + 400_000_000), "16UC1"))]
         frames[3][1].encoding = "rgb8"  # a depth image that cannot be decoded
-        for stamp, dmsg in frames:
-            if dmsg is not None:
+        for k, (stamp, dmsg) in enumerate(frames):
+            late = k == 4  # aligned depth comes after its colour frame: waited for (depth_wait)
+            if dmsg is not None and not late:
                 dpub.publish(dmsg)
-                time.sleep(0.1)  # depth first: the colour frame never waits for it
+                time.sleep(0.1)
             img = _img_msg(hand_rgb, stamp)
             ipub.publish(img)
             cpub.publish(camera_info_msg(w, h, img.header))
+            if late:
+                time.sleep(0.01)
+                dpub.publish(dmsg)
             g.result_of(stamp)
         got = [g.item_of(stamp).depth for stamp, _ in frames]
         expected = np.where(depth > 0, depth, 0).astype(np.float32)
@@ -204,11 +209,12 @@ def test_depth_reaches_the_pipeline_paired_by_stamp(hand_rgb):
         np.testing.assert_allclose(got[2][depth > 0], 0.6, rtol=1e-6)
         cam = next(r for r in g.node._reports() if r.name == "camera /image")
         v = dict(cam.values)
-        assert (v["depth paired total"], v["depth unsynchronized total"], v["depth undecodable total"]) == ("2", "1", "1")
+        np.testing.assert_allclose(got[4], expected, atol=1e-6)
+        assert (v["depth paired total"], v["depth unsynchronized total"], v["depth undecodable total"]) == ("3", "1", "1")
         assert v["depth topic"] == "/camera/aligned_depth_to_color/image_raw"
         assert all(len(g.result_of(stamp).hands) == 1 for stamp, _ in frames)  # all processed
         # /diagnostics at 1 Hz with the same content
-        _wait(lambda: any(_values(_status(a, "camera /image")).get("depth paired total") == "2"
+        _wait(lambda: any(_values(_status(a, "camera /image")).get("depth paired total") == "3"
                           for a in list(g.diagnostics)), 5, "/diagnostics with the depth counters")
         arr = g.diagnostics[-1]
         assert [s.name for s in arr.status] == ["hand_mesh_node: camera /image", "hand_mesh_node: pipeline"]
@@ -274,7 +280,7 @@ def _publish_until(done, publish, what, proc, log, period=0.2, timeout=60):
 
 def _publish_frame(listener, rgb, stamp_ns, info=True, depth=None):
     img = _img_msg(rgb, stamp_ns)
-    if depth is not None:  # first: the node pairs the depth it has when it takes the frame, never waits
+    if depth is not None:  # first (the node waits up to depth_wait for a later one)
         listener.depth_pub.publish(depth_to_image(depth, img.header, "16UC1"))
         time.sleep(0.05)
     listener.image_pub.publish(img)

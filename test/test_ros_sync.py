@@ -1,11 +1,13 @@
 """StampPairSynchronizer: approximate-time pairing (message_filters semantics)."""
 import threading
+import time
 
 import pytest
 
 pytest.importorskip("rclpy")
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
+from hand_mesh_ros.ros.camera_inputs import StampBuffer  # noqa: E402
 from hand_mesh_ros.ros.sync import StampPairSynchronizer, stamp_ns  # noqa: E402
 
 
@@ -94,3 +96,30 @@ def test_threads_feeding_both_inputs():
     a.start(), b.start()
     a.join(), b.join()
     assert len(out) == n and all(x == y for x, y, *_ in out)
+
+
+# ------------------------------------------------------------------ depth buffer (camera_inputs)
+def test_stamp_buffer_takes_nearest_within_slop_and_drops_older():
+    buf = StampBuffer(size=10, slop=0.01)
+    for t in (1.0, 1.1, 1.2):
+        buf.add(_img(t))
+    assert buf.take(int(1.15e9)) is None                       # 50 ms from anything
+    assert stamp_ns(buf.take(int(1.101e9))) == int(1.1e9)      # nearest within 10 ms; older dropped
+    assert buf.take(int(1.0e9)) is None and buf.take(int(1.1e9)) is None
+    assert stamp_ns(buf.take(int(1.2e9))) == int(1.2e9)
+
+
+def test_stamp_buffer_waits_for_a_late_message_at_most_the_timeout():
+    """A colour frame's depth comes a few ms later: ``take`` waits up to ``timeout``."""
+    buf = StampBuffer(size=10, slop=0.01)
+    late = threading.Timer(0.03, buf.add, args=(_img(5.0),))
+    late.start()
+    t0 = time.monotonic()
+    got = buf.take(int(5e9), timeout=1.0)
+    assert got is not None and stamp_ns(got) == int(5e9)
+    t0 = time.monotonic()
+    assert buf.take(int(9e9), timeout=0.05) is None           # never comes: waited 50 ms
+    assert time.monotonic() - t0 >= 0.05
+    buf.add(_img(7.0))
+    assert buf.take(int(7e9), timeout=0.0) is not None         # 0: no wait, present
+    late.join()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
+import time
 from typing import Dict, List, Optional, Sequence
 
 from hand_mesh_ros.ros.diagnostics import CameraTopics
@@ -126,25 +127,36 @@ class StampBuffer:
         self.size = int(size)
         self.slop_ns = int(round(float(slop) * 1e9))
         self._msgs: Dict[int, object] = {}
-        self._lock = threading.Lock()
+        self._arrived = threading.Condition()
 
     def add(self, msg) -> None:
         """Keep ``msg`` (a second message with the same stamp replaces the first)."""
-        with self._lock:
+        with self._arrived:
             self._msgs[stamp_ns(msg)] = msg
             while len(self._msgs) > self.size:
                 del self._msgs[min(self._msgs)]
+            self._arrived.notify_all()
 
-    def take(self, stamp: int) -> Optional[object]:
+    def take(self, stamp: int, timeout: float = 0.0) -> Optional[object]:
         """Remove and return the message nearest to ``stamp`` [ns] if within ``slop``, and
-        drop every older one; None when there is none (never waits)."""
-        with self._lock:
-            if not self._msgs:
-                return None
-            best = min(self._msgs, key=lambda s: abs(s - stamp))
-            if abs(best - stamp) > self.slop_ns:
-                return None
-            msg = self._msgs.pop(best)
-            for s in [s for s in self._msgs if s < best]:
-                del self._msgs[s]
-            return msg
+        drop every older one; None when there is none after waiting up to ``timeout`` [s]
+        for it to arrive (0: never wait)."""
+        deadline = time.monotonic() + max(0.0, float(timeout))
+        with self._arrived:
+            while True:
+                msg = self._pop_near(stamp)
+                remaining = deadline - time.monotonic()
+                if msg is not None or remaining <= 0:
+                    return msg
+                self._arrived.wait(remaining)
+
+    def _pop_near(self, stamp: int) -> Optional[object]:
+        if not self._msgs:
+            return None
+        best = min(self._msgs, key=lambda s: abs(s - stamp))
+        if abs(best - stamp) > self.slop_ns:
+            return None
+        msg = self._msgs.pop(best)
+        for s in [s for s in self._msgs if s < best]:
+            del self._msgs[s]
+        return msg
