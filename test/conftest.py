@@ -7,9 +7,11 @@ import pytest
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# ../shared beside the clone (CI); a git worktree one level deeper finds it further up.
+SHARED = next((p / "shared" for p in REPO.parents if (p / "shared").is_dir()), REPO.parent / "shared")
 HANDS_DATA = SHARED / "data" / "hands"
 GOLDEN_HAMER = SHARED / "golden" / "hamer"
+GOLDEN_MEDIAPIPE = SHARED / "golden" / "mediapipe_hands"
 
 
 def _require(path: Path) -> Path:
@@ -28,3 +30,10 @@ def hands_data() -> Path:
 def golden_hamer() -> Path:
     """../shared/golden/hamer (synthetic MANO pickles, HaMeR goldens); skips when absent."""
     return _require(GOLDEN_HAMER)
+
+
+@pytest.fixture
+def golden_mediapipe() -> Path:
+    """../shared/golden/mediapipe_hands (LiteRT outputs of MediaPipe's hand models and the
+    whole mp.solutions.hands on real images and video); skips when absent."""
+    return _require(GOLDEN_MEDIAPIPE)

@@ -19,8 +19,9 @@ from .detectors import create_detector
 from .detectors.base import DETECTORS
 from .fit import FitConfig, ManoFitter
 from .hamer.preprocess import valid_boxes
-from .hamer.regressor import PRECISIONS, HamerItem, HamerRegressor
+from .hamer.regressor import HamerItem, HamerRegressor
 from .hand_model import load_hand_model
+from .precision import PRECISIONS
 from .tracking import SMOOTHING, HandTracker, OneEuroFilter
 from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_INTRINSICS, CameraIntrinsics,
                     FrameInput, FrameResult, Hand)
