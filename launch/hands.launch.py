@@ -14,15 +14,16 @@ are remappings of the node's input topics (one camera; for several set ``image_t
 import os
 
 #: node parameters whose launch argument is passed as a string, as typed.
-STRING_PARAMETERS = ("detector", "regressor", "device", "mano_model_dir", "checkpoint", "precision",
-                     "tf_prefix", "smoothing", "input_reliability")
+STRING_PARAMETERS = ("detector", "detector_model", "regressor", "device", "mano_model_dir", "checkpoint",
+                     "precision", "tf_prefix", "smoothing", "input_reliability")
 #: node parameters whose launch argument is read as YAML (int, double, bool, string list).
 YAML_PARAMETERS = ("batch_size", "max_hands", "min_score", "publish_faces", "publish_markers",
                    "publish_overlay", "image_topics", "mirrored", "use_camera_info", "sync_slop")
 #: YAML parameters of type double: an integer argument ("1") is given as 1.0.
 DOUBLE_PARAMETERS = ("min_score", "sync_slop")
 DESCRIPTIONS = {
-    "detector": "hand detector (mediapipe)", "regressor": "MANO regressor: fit | hamer",
+    "detector": "hand detector: auto | mediapipe | mediapipe_torch", "detector_model": "full | lite",
+    "regressor": "MANO regressor: fit | hamer",
     "device": "auto | cpu | cuda", "batch_size": "hand crops per regressor batch (>= 1)",
     "max_hands": "hands kept per image (>= 1)", "min_score": "detection score threshold [0, 1]",
     "mano_model_dir": "folder with MANO_RIGHT.pkl / MANO_LEFT.pkl",

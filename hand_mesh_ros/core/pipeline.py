@@ -15,8 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .detectors import create_detector
-from .detectors.base import DETECTORS
+from .detectors import DETECTOR_MODELS, DETECTORS, create_detector, resolve_detector
 from .fit import FitConfig, ManoFitter
 from .hamer.preprocess import valid_boxes
 from .hamer.regressor import HamerItem, HamerRegressor
@@ -37,7 +36,10 @@ class PipelineConfig:
     """Pipeline settings; the ROS parameters of the same names map onto these.
 
     Attributes:
-        detector: one of ``DETECTORS`` ("mediapipe").
+        detector: one of ``DETECTORS``: "mediapipe" (MediaPipe's CPU graph, one per camera),
+            "mediapipe_torch" (the same networks run by torch on ``device``, batched across
+            cameras and hands), "auto" (mediapipe_torch on CUDA, mediapipe on the CPU).
+        detector_model: "full" or "lite" MediaPipe hand networks (model_complexity 1 / 0).
         regressor: one of ``REGRESSORS``: "fit" (fit the hand model to the detector's 3D
             keypoints) or "hamer" (a user's HaMeR checkpoint on the hand crops).
         device: "auto" (CUDA when available), "cpu" or "cuda" — for torch stages.
@@ -48,14 +50,15 @@ class PipelineConfig:
             built-in, license-free hand.
         checkpoint: HaMeR checkpoint for "hamer" (its model_config.yaml next to it or two
             folders up, as HaMeR's release lays it out); unused by "fit".
-        precision: "hamer" compute precision: "auto" (bf16/fp16 autocast on CUDA, fp32 on
-            CPU), "fp32", "bf16", "fp16" (CUDA only).
+        precision: compute precision of "hamer" and "mediapipe_torch": "auto" (bf16/fp16
+            autocast on CUDA, fp32 on CPU), "fp32", "bf16", "fp16" (CUDA only).
         smoothing: "none" or "one_euro".
         mirrored: the images are mirrored (selfie view); affects left/right only.
         static_image_mode: True for unrelated images (no tracking between images).
     """
 
-    detector: str = "mediapipe"
+    detector: str = "auto"
+    detector_model: str = "full"
     regressor: str = "fit"
     device: str = "auto"
     batch_size: int = 8
@@ -70,8 +73,8 @@ class PipelineConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the parameter and the allowed values."""
-        choices = {"detector": DETECTORS, "regressor": REGRESSORS, "device": DEVICES,
-                   "smoothing": SMOOTHING, "precision": PRECISIONS}
+        choices = {"detector": DETECTORS, "detector_model": DETECTOR_MODELS, "regressor": REGRESSORS,
+                   "device": DEVICES, "smoothing": SMOOTHING, "precision": PRECISIONS}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -122,20 +125,18 @@ class HandMeshPipeline:
         else:
             self.hand_model = load_hand_model(config.mano_model_dir or None, device=self.device)
             self.fitter = ManoFitter(self.hand_model, FitConfig())
-        self._detectors: Dict[str, object] = {}
+        c = config
+        #: the detector actually used ("auto" resolved for the device)
+        self.detector_name = resolve_detector(c.detector, self.device.type)
+        self.detector = create_detector(
+            self.detector_name, max_hands=c.max_hands, min_score=c.min_score, mirrored=c.mirrored,
+            static_image_mode=c.static_image_mode, model=c.detector_model, device=self.device,
+            precision=c.precision, batch_size=c.batch_size)
         self._trackers: Dict[str, HandTracker] = {}
         #: counted, skipped hands by reason (e.g. "depth_out_of_range")
         self.skipped: Dict[str, int] = {}
 
     # -- per-camera state ------------------------------------------------------------
-    def _detector(self, camera: str):
-        if camera not in self._detectors:
-            c = self.config
-            self._detectors[camera] = create_detector(
-                c.detector, max_hands=c.max_hands, min_score=c.min_score, mirrored=c.mirrored,
-                static_image_mode=c.static_image_mode)
-        return self._detectors[camera]
-
     def _tracker(self, camera: str) -> HandTracker:
         return self._trackers.setdefault(camera, HandTracker())
 
@@ -147,9 +148,7 @@ class HandMeshPipeline:
 
     def close(self) -> None:
         """Release detector resources."""
-        for det in self._detectors.values():
-            det.close()
-        self._detectors.clear()
+        self.detector.close()
 
     # -- processing ------------------------------------------------------------------
     def process(self, image: np.ndarray, intrinsics: Optional[CameraIntrinsics] = None,
@@ -175,15 +174,13 @@ class HandMeshPipeline:
                 whose size disagrees with the image.
         """
         t0 = time.perf_counter()
+        items = [item if isinstance(item, FrameInput) else FrameInput(*item) for item in items]
+        checked = [self._check(item.image, item.intrinsics) for item in items]
+        detections = self.detector.detect_batch([(item.camera, item.image) for item in items])
         frames = []
-        for item in items:
-            if not isinstance(item, FrameInput):
-                item = FrameInput(*item)
-            image, intr, camera = item.image, item.intrinsics, item.camera
+        for item, intr, dets in zip(items, checked, detections):
             stamp = item.stamp if item.stamp is not None else time.monotonic()
-            intr = self._check(image, intr)
-            dets = self._detector(camera).detect(image)[: self.config.max_hands]
-            frames.append((image, intr, camera, stamp, dets))
+            frames.append((item.image, intr, item.camera, stamp, dets[: self.config.max_hands]))
         t1 = time.perf_counter()
 
         jobs = []  # (frame index, detection, track)
