@@ -241,7 +241,9 @@ class _Converter:
             self.const[op.outputs[0]] = self.const[op.inputs[0]].astype(np.float32) + self.const[op.inputs[1]]
             return
         ins = [self.activation_input(op, t) for t in op.inputs]
-        self.add_layer(op, "add", ins, activation=self.activation(op))
+        out = list(self.shape(op.outputs[0]))
+        self.add_layer(op, "add", ins, activation=self.activation(op),
+                       full_shape=[list(self.shape(t)) == out for t in op.inputs])
 
     def op_PRELU(self, op: Operator) -> None:
         x, a = op.inputs

@@ -13,10 +13,12 @@ frame come from this frame's landmarks; the palm detector runs for a camera only
 tracks fewer than ``max_hands`` hands; palm ROIs overlapping a tracked ROI (IoU > 0.5) are
 dropped. Static mode runs the palm detector on every image.
 
-Device: images are copied to the device once; crops are cut there (``crops``), the networks
-run there; only the palm candidates above the threshold (a few rows) and the landmark
-outputs (128 numbers per hand) come back to the host, where the small sequential steps
-(weighted NMS, ROI geometry) run — as in MediaPipe's own GPU graph, whose NMS runs on the CPU.
+Device: on CUDA, images are copied to the device once and the crops are cut there with
+tensor ops (``crops.sample_crops``); on the CPU they are cut by ``cv2.warpPerspective``, as
+MediaPipe's CPU graph does, which is faster there. The networks run on the device; only the
+palm candidates above the threshold (a few rows) and the landmark outputs (128 numbers per
+hand) come back to the host, where the small sequential steps (weighted NMS, ROI geometry)
+run — as in MediaPipe's own GPU graph, whose NMS runs on the CPU.
 """
 from __future__ import annotations
 
@@ -31,12 +33,16 @@ from ...types import LEFT, RIGHT, Detection
 from . import landmark as lmk
 from . import palm
 from .cache import load_network
-from .crops import sample_crops
+from .crops import sample_crops, warp_crops_opencv
 from .models import MODEL_VARIANTS, model_files
 from .roi import Roi, associate, crop_affine
 
 #: IoU above which a palm ROI is dropped in favour of a tracked one (AssociationNormRectCalculator).
 TRACKING_IOU = 0.5
+#: ``crop_backend`` values: "auto" = OpenCV for a CPU device, torch tensor ops otherwise.
+CROP_BACKENDS = ("auto", "torch", "opencv")
+#: OpenCV's remap refuses images with a side of SHRT_MAX (32767) pixels or more.
+OPENCV_MAX_SIDE = 32767
 
 
 @dataclass
@@ -78,6 +84,7 @@ class MediaPipeTorchHandDetector:
         models_dir: folder laid out like the wheel's ``mediapipe/modules`` (default: the
             installed wheel's).
         cache_dir: converted-model cache (default ``cache.default_cache_dir()``).
+        crop_backend: "auto" (OpenCV on a CPU device, else torch), "torch" or "opencv".
 
     Raises:
         ValueError: out-of-range arguments.
@@ -87,7 +94,8 @@ class MediaPipeTorchHandDetector:
 
     def __init__(self, max_hands: int = 2, min_score: float = 0.5, mirrored: bool = False,
                  static_image_mode: bool = False, model: str = "full", device="cpu",
-                 precision: str = "auto", batch_size: int = 8, models_dir=None, cache_dir=None):
+                 precision: str = "auto", batch_size: int = 8, models_dir=None, cache_dir=None,
+                 crop_backend: str = "auto"):
         if int(max_hands) < 1:
             raise ValueError(f"max_hands must be >= 1, got {max_hands}")
         if not 0.0 <= float(min_score) <= 1.0:
@@ -101,8 +109,13 @@ class MediaPipeTorchHandDetector:
         self.mirrored = bool(mirrored)
         self.static_image_mode = bool(static_image_mode)
         self.batch_size = int(batch_size)
+        if crop_backend not in CROP_BACKENDS:
+            raise ValueError(f"crop_backend must be one of {CROP_BACKENDS}, got {crop_backend!r}")
         self.device = torch.device(device)
         self.autocast_dtype = resolve_precision(precision, self.device)
+        if crop_backend == "auto":
+            crop_backend = "opencv" if self.device.type == "cpu" else "torch"
+        self.crop_backend = crop_backend
         palm_path, landmark_path = model_files(model, models_dir)
         self.palm_net = self._prepare(load_network(palm_path, cache_dir))
         self.landmark_net = self._prepare(load_network(landmark_path, cache_dir))
@@ -172,7 +185,7 @@ class MediaPipeTorchHandDetector:
 
     # -- one round -------------------------------------------------------------------
     def _round(self, items, ks: List[int], results: List[List[Detection]]) -> None:
-        images = {k: torch.from_numpy(np.ascontiguousarray(items[k][1])).to(self.device) for k in ks}
+        images = {k: self._image(items[k][1]) for k in ks}
         sizes = {k: (items[k][1].shape[1], items[k][1].shape[0]) for k in ks}
         tracked = {}
         for k in ks:
@@ -212,9 +225,8 @@ class MediaPipeTorchHandDetector:
         """Hand ROIs from the palm detector for the images ``ks``: one forward for all."""
         if not ks:
             return {}
-        crops = torch.cat([
-            sample_crops(images[k], self._affines([palm.letterbox_affine(*sizes[k])]),
-                         (palm.INPUT_SIZE, palm.INPUT_SIZE), border="zero") for k in ks])
+        crops = torch.cat([self._crops(images[k], [palm.letterbox_affine(*sizes[k])], palm.INPUT_SIZE, "zero")
+                           for k in ks])
         regressors, logits = self._forward(self.palm_net, crops.permute(0, 3, 1, 2))
         index, rows = palm.decode(regressors, logits, self.anchors, self.min_score)
         index, rows = index.cpu().numpy(), rows.cpu().numpy()
@@ -234,11 +246,20 @@ class MediaPipeTorchHandDetector:
         crops = []
         for k in dict.fromkeys(h.item for h in hands):  # hands are grouped by image, in order
             affines = [crop_affine(h.roi, lmk.INPUT_SIZE, lmk.INPUT_SIZE) for h in hands if h.item == k]
-            crops.append(sample_crops(images[k], self._affines(affines), (lmk.INPUT_SIZE, lmk.INPUT_SIZE),
-                                      border="replicate"))
+            crops.append(self._crops(images[k], affines, lmk.INPUT_SIZE, "replicate"))
         landmarks, presence, left, world = (o.cpu().numpy() for o in
                                             self._forward(self.landmark_net, torch.cat(crops).permute(0, 3, 1, 2)))
         return [(landmarks[i], float(presence[i, 0]), float(left[i, 0]), world[i]) for i in range(len(hands))]
 
-    def _affines(self, affines: List[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(affines)).to(self.device)
+    def _image(self, image: np.ndarray):
+        """The image as the crop backend reads it: on the device (torch) or in host memory."""
+        image = np.ascontiguousarray(image)
+        return image if self.crop_backend == "opencv" else torch.from_numpy(image).to(self.device)
+
+    def _crops(self, image, affines: List[np.ndarray], size: int, border: str) -> torch.Tensor:
+        """(N, size, size, 3) float crops on the device."""
+        if isinstance(image, np.ndarray):
+            if max(image.shape[:2]) < OPENCV_MAX_SIDE:
+                return warp_crops_opencv(image, affines, (size, size), border).to(self.device)
+            image = torch.from_numpy(image).to(self.device)  # beyond OpenCV's remap limit
+        return sample_crops(image, torch.from_numpy(np.stack(affines)).to(self.device), (size, size), border)

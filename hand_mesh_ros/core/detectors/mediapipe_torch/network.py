@@ -7,9 +7,10 @@ TFLite model's NHWC input, transposed); its outputs are the TFLite outputs, in o
 batch ``N`` in place of 1.
 
 Layer kinds (attributes as written by ``convert.py``):
-``conv2d`` (``nn.Conv2d``; asymmetric padding as an explicit zero pad), ``maxpool2d``
+``conv2d`` (``nn.Conv2d``, or ``PointwiseConv2d`` for 1x1 stride-1 convolutions; asymmetric
+padding as an explicit zero pad), ``maxpool2d``
 (``-inf`` pad), ``prelu`` (``nn.PReLU``, per channel) / ``prelu_full``, ``linear``
-(``nn.Linear``, optional NHWC flatten), ``add``, ``concat``, ``pad``, ``reshape`` (NCHW <-> NHWC
+(``BatchInvariantLinear``, optional NHWC flatten), ``add``, ``concat``, ``pad``, ``reshape`` (NCHW <-> NHWC
 around it), ``resize_bilinear``, ``mean``, ``activation``, ``cast``, ``const``.
 """
 from __future__ import annotations
@@ -28,8 +29,40 @@ def _relu_n1_to_1(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp(x, -1.0, 1.0)
 
 
+def _relu6_(x: torch.Tensor) -> torch.Tensor:
+    return F.hardtanh_(x, 0.0, 6.0)
+
+
+def _relu_n1_to_1_(x: torch.Tensor) -> torch.Tensor:
+    return torch.clamp_(x, -1.0, 1.0)
+
+
 _ACTIVATIONS: Dict[str, Callable] = {"relu": F.relu, "relu6": F.relu6, "tanh": torch.tanh,
                                      "sigmoid": torch.sigmoid, "relu_n1_to_1": _relu_n1_to_1}
+#: In-place forms, for activations fused into the layer that made their input (the only user).
+_ACTIVATIONS_INPLACE: Dict[str, Callable] = {"relu": torch.relu_, "relu6": _relu6_, "tanh": torch.tanh_,
+                                             "sigmoid": torch.sigmoid_, "relu_n1_to_1": _relu_n1_to_1_}
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """A 1x1, stride-1, ungrouped convolution computed as one matrix product over the
+    channels of the NHWC view (``F.linear``): on a channels-last input the views are free,
+    and the product avoids the layout copies and single-thread fallback of a 1x1
+    ``conv2d``. Same parameters and state dict as ``nn.Conv2d``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.reshape(self.out_channels, self.in_channels)
+        return F.linear(x.permute(0, 2, 3, 1), weight, self.bias).permute(0, 3, 1, 2)
+
+
+class BatchInvariantLinear(nn.Linear):
+    """FULLY_CONNECTED, accumulated in float64 and rounded back: BLAS runs one row (a batch
+    of 1) with other kernels than many rows, so in float32 a hand's result would depend on
+    how many hands share its forward; in float64 both round to the same float32. These are
+    the networks' last, small layers (<= 1152 x 63), so the cost is negligible."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.double(), self.weight.double(), self.bias.double()).to(x.dtype)
 
 
 class _Builder:
@@ -38,13 +71,45 @@ class _Builder:
         self.root = nn.Module()
         self.graph = fx.Graph()
         self.env: Dict[int, fx.Node] = {}
+        # how many layers (or graph outputs) read each tensor: a tensor with one reader that
+        # a layer produced may be overwritten by that reader
+        self.readers: Dict[int, int] = {}
+        for L in spec.layers:
+            for t in L["inputs"]:
+                self.readers[t] = self.readers.get(t, 0) + 1
+        for t in spec.outputs:
+            self.readers[t] = self.readers.get(t, 0) + 1
+        self.produced = {L["output"] for L in spec.layers if L["kind"] != "const"}
+        self.reader_of = {t: L for L in spec.layers for t in L["inputs"]}
+        #: channel pads folded into the add that reads them: tensor id -> (input node, pad)
+        self.folded_pads: Dict[int, tuple] = {}
 
-    def act(self, node: fx.Node, name: Optional[str]) -> fx.Node:
+    def owned(self, tid: int) -> bool:
+        """True if tensor ``tid`` is a layer's fresh result read only by the current layer."""
+        return tid in self.produced and self.readers.get(tid, 0) == 1
+
+    def foldable_channel_pad(self, L: dict) -> bool:
+        """A zero pad of the channels only, read by one add whose other operand can take
+        it in place: ``add(y, pad(x))`` becomes ``y[:, c0:c1] += x`` (MediaPipe's residual
+        shortcut into a wider block: max-pool, channel pad, add)."""
+        pad = L["pad"]
+        if len(pad) != 6 or any(pad[:4]) or self.readers.get(L["output"], 0) != 1:
+            return False
+        add = self.reader_of.get(L["output"])
+        if add is None or add["kind"] != "add":
+            return False
+        other = [t for t in add["inputs"] if t != L["output"]]
+        return len(other) == 1 and self.owned(other[0]) and add["full_shape"][add["inputs"].index(other[0])]
+
+    def act(self, node: fx.Node, name: Optional[str], fused: bool = True) -> fx.Node:
+        """``name`` applied to ``node``; in place when fused (``node`` is a fresh result
+        that nothing else reads)."""
         if name is None:
             return node
-        if name not in _ACTIVATIONS:
+        table = _ACTIVATIONS_INPLACE if fused else _ACTIVATIONS
+        if name not in table:
             raise ConversionError(f"unknown activation {name!r}")
-        return self.graph.call_function(_ACTIVATIONS[name], (node,))
+        return self.graph.call_function(table[name], (node,))
 
     def module(self, name: str, mod: nn.Module, x: fx.Node) -> fx.Node:
         self.root.add_module(name, mod)
@@ -59,12 +124,16 @@ class _Builder:
         x = ins[0] if ins else None
         if kind == "conv2d":
             left, right, top, bottom = L["padding"]
-            symmetric = left == right and top == bottom
-            if not symmetric:
+            if left == right and top == bottom:
+                padding = (top, left)
+            else:  # TF SAME with stride 2 on an even size: one more after than before
                 x = g.call_function(F.pad, (x, (left, right, top, bottom)))
-            conv = nn.Conv2d(L["in_channels"], L["out_channels"], tuple(L["kernel"]), tuple(L["stride"]),
-                             padding=(top, left) if symmetric else 0, dilation=tuple(L["dilation"]),
-                             groups=L["groups"], bias=True)
+                padding = (0, 0)
+            pointwise = (L["kernel"] == [1, 1] and L["stride"] == [1, 1] and L["groups"] == 1
+                         and not any(L["padding"]))
+            conv = (PointwiseConv2d if pointwise else nn.Conv2d)(
+                L["in_channels"], L["out_channels"], tuple(L["kernel"]), tuple(L["stride"]),
+                padding=padding, dilation=tuple(L["dilation"]), groups=L["groups"], bias=True)
             return self.act(self.module(name, conv, x), L["activation"])
         if kind == "maxpool2d":
             left, right, top, bottom = L["padding"]
@@ -85,13 +154,31 @@ class _Builder:
                 if L["from_nchw"]:
                     x = g.call_method("permute", (x, 0, 2, 3, 1))
                 x = g.call_method("reshape", (x, -1, L["in_features"]))
-            lin = nn.Linear(L["in_features"], L["out_features"], bias=True)
+            lin = BatchInvariantLinear(L["in_features"], L["out_features"], bias=True)
             return self.act(self.module(name, lin, x), L["activation"])
         if kind == "add":
-            return self.act(g.call_function(operator.add, (ins[0], ins[1])), L["activation"])
+            folded = [t for t in L["inputs"] if t in self.folded_pads]
+            if folded:
+                src, pad = self.folded_pads.pop(folded[0])
+                other = ins[1] if L["inputs"][0] == folded[0] else ins[0]
+                c0, c1 = pad[4], pad[5]
+                view = g.call_function(operator.getitem, (other, (slice(None), slice(c0, -c1 if c1 else None))))
+                g.call_method("add_", (view, src))
+                return self.act(other, L["activation"])
+            # accumulate into an operand that has the result's shape and no other reader
+            mine = [self.owned(t) and full for t, full in zip(L["inputs"], L["full_shape"])]
+            if any(mine):
+                first, second = (ins[0], ins[1]) if mine[0] else (ins[1], ins[0])
+                y = g.call_method("add_", (first, second))
+            else:
+                y = g.call_function(operator.add, (ins[0], ins[1]))
+            return self.act(y, L["activation"])
         if kind == "concat":
             return self.act(g.call_function(torch.cat, (tuple(ins), L["dim"])), L["activation"])
         if kind == "pad":
+            if self.foldable_channel_pad(L):
+                self.folded_pads[L["output"]] = (x, L["pad"])
+                return x  # placeholder: the add reads the pad's input, never this node
             return g.call_function(F.pad, (x, tuple(L["pad"])))
         if kind == "reshape":
             if L["from_nchw"]:
@@ -103,8 +190,8 @@ class _Builder:
                                                          "align_corners": L["align_corners"]})
         if kind == "mean":
             return g.call_function(torch.mean, (x,), {"dim": tuple(L["dims"]), "keepdim": L["keepdim"]})
-        if kind == "activation":
-            return self.act(x, L["activation"])
+        if kind == "activation":  # a layer of its own: its input may have other readers
+            return self.act(x, L["activation"], fused=False)
         if kind == "cast":
             return g.call_method("float", (x,))
         raise ConversionError(f"operator {L.get('op')} (#{L.get('op_index')}): unknown layer kind {kind!r}")
