@@ -25,8 +25,9 @@ the median of the per-block ratios torch / graph. The machine's load average is 
 before and after: on a shared machine absolute figures move, the ratio much less.
 
 Memory (unless ``--no-memory``): for each detector and model, a child process runs the
-largest configuration and reports its peak resident set (``ru_maxrss``; with CUDA also
-``torch.cuda.max_memory_allocated``).
+largest configuration and reports its peak resident set and the part of it above the
+decoded frames, i.e. what the detector and its work take (Linux ``VmHWM``, reset after
+decoding; with CUDA also ``torch.cuda.max_memory_allocated``).
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -118,17 +118,30 @@ def bench_config(args, model: str, size, cameras: int, precision: str) -> Dict[s
             "ratio": float(np.median(ratios))}
 
 
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    raise KeyError(field)
+
+
 def memory_child(args) -> None:
-    """One detector on the largest configuration; prints peak memory as JSON."""
+    """One detector on the largest configuration; prints peak memory as JSON: the process's
+    peak resident set, and that peak minus the resident set once the frames were decoded
+    (what the detector and its work take), measured by resetting the kernel's high-water
+    mark (``/proc/self/clear_refs``) after decoding."""
     import torch
 
     size = max(args.size_list, key=lambda s: s[0] * s[1])
     cameras = max(args.camera_list)
-    frames = load_frames(args.input, size, args.frames)
+    frames = load_frames(args.input, size, args.steps + CAMERA_OFFSET * (cameras - 1) + 1)
     streams = camera_streams(frames, cameras)
+    base = _status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     det = make_detector(args.memory_child, args.models.split(",")[0], args, args.precisions.split(",")[0])
     run_block(det, streams, 0, args.steps)
-    out = {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    peak = _status_mb("VmHWM")
+    out = {"peak_rss_mb": peak, "detector_mb": peak - base}
     if args.device == "cuda":
         out["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(out))
