@@ -7,8 +7,7 @@ import pytest
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 REPO = Path(__file__).resolve().parents[1]
-# ../shared beside the clone (CI); a git worktree one level deeper finds it further up.
-SHARED = next((p / "shared" for p in REPO.parents if (p / "shared").is_dir()), REPO.parent / "shared")
+SHARED = REPO.parent / "shared"
 HANDS_DATA = SHARED / "data" / "hands"
 GOLDEN_HAMER = SHARED / "golden" / "hamer"
 GOLDEN_MEDIAPIPE = SHARED / "golden" / "mediapipe_hands"
