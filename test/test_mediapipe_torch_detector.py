@@ -326,3 +326,21 @@ def test_bf16_autocast_runs_and_stays_close(hands_data, cache_dir):
     bf16 = _detector(cache_dir, static_image_mode=True, precision="bf16").detect(img)
     assert len(fp32) == len(bf16) == 1 and fp32[0].side == bf16[0].side
     assert np.median(np.linalg.norm(fp32[0].keypoints_2d - bf16[0].keypoints_2d, axis=1)) < 5.0
+
+
+@pytest.mark.parametrize("crop_backend", ["opencv", "torch"])
+def test_read_only_and_strided_images(cache_dir, video_frames, crop_backend):
+    """Images as the node gets them: a read-only view of a message buffer, or a channel-
+    reversed (BGR -> RGB) view; no warning, the same hand."""
+    import warnings
+    det = _detector(cache_dir, static_image_mode=True, crop_backend=crop_backend)
+    want = det.detect(video_frames[0])
+    ro = video_frames[0].copy()
+    ro.setflags(write=False)
+    strided = np.ascontiguousarray(video_frames[0][..., ::-1])[..., ::-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for img in (ro, strided):
+            got = det.detect(img)
+            assert len(got) == len(want) == 1
+            np.testing.assert_array_equal(got[0].keypoints_2d, want[0].keypoints_2d)

@@ -22,6 +22,7 @@ run — as in MediaPipe's own GPU graph, whose NMS runs on the CPU.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -254,12 +255,19 @@ class MediaPipeTorchHandDetector:
     def _image(self, image: np.ndarray):
         """The image as the crop backend reads it: on the device (torch) or in host memory."""
         image = np.ascontiguousarray(image)
-        return image if self.crop_backend == "opencv" else torch.from_numpy(image).to(self.device)
+        return image if self.crop_backend == "opencv" else self._to_device(image)
+
+    def _to_device(self, image: np.ndarray) -> torch.Tensor:
+        # images from ROS messages are read-only views of the message buffer; they are
+        # only read here, so torch's warning about non-writable arrays does not apply
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(image).to(self.device)
 
     def _crops(self, image, affines: List[np.ndarray], size: int, border: str) -> torch.Tensor:
         """(N, size, size, 3) float crops on the device."""
         if isinstance(image, np.ndarray):
             if max(image.shape[:2]) < OPENCV_MAX_SIDE:
                 return warp_crops_opencv(image, affines, (size, size), border).to(self.device)
-            image = torch.from_numpy(image).to(self.device)  # beyond OpenCV's remap limit
+            image = self._to_device(image)  # beyond OpenCV's remap limit
         return sample_crops(image, torch.from_numpy(np.stack(affines)).to(self.device), (size, size), border)
