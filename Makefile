@@ -7,7 +7,7 @@ export HAND_MESH_VENV := $(VENV)
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 INPUT ?= ../shared/data/hands/mediapipe_samples/hand_landmarker_test_video.mp4
 
-.PHONY: setup test demo bench bench-hamer bench-tracking bench-latency clean
+.PHONY: setup test demo bench bench-hamer bench-tracking bench-latency bench-detector clean
 setup:
 	bash scripts/setup_env.sh
 
@@ -28,6 +28,9 @@ bench-hamer: setup
 
 bench-tracking: setup
 	$(PY) benchmarks/bench_tracking.py --input $(INPUT) $(BENCH_ARGS)
+
+bench-detector: setup
+	$(PY) benchmarks/bench_detector.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build install log *.egg-info

@@ -228,7 +228,8 @@ def run(args) -> dict:
             (out / sub).mkdir(parents=True, exist_ok=True)
 
     cfg = PipelineConfig(
-        detector=args.detector, regressor=args.regressor, device=args.device, max_hands=args.max_hands,
+        detector=args.detector, detector_model=args.detector_model, regressor=args.regressor, device=args.device,
+        max_hands=args.max_hands,
         min_score=args.min_score, mano_model_dir=args.mano_model_dir or "", checkpoint=args.checkpoint or "",
         smoothing=args.smoothing, mirrored=args.mirrored, static_image_mode=not source.is_video,
         precision=args.precision, batch_size=args.batch_size,
@@ -377,10 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh-format", choices=("ply", "obj"), default="ply")
     p.add_argument("--no-overlay", action="store_true", help="write no overlay images / video")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--detector", default="mediapipe")
+    p.add_argument("--detector", default="auto",
+                   help="auto (mediapipe_torch on CUDA, mediapipe on CPU) | mediapipe | mediapipe_torch")
+    p.add_argument("--detector-model", default="full", help="full | lite MediaPipe hand networks")
     p.add_argument("--regressor", default="fit")
     p.add_argument("--checkpoint", default="", help="HaMeR checkpoint (--regressor hamer)")
-    p.add_argument("--precision", default="auto", help="hamer: auto | fp32 | bf16 | fp16")
+    p.add_argument("--precision", default="auto", help="hamer, mediapipe_torch: auto | fp32 | bf16 | fp16")
     p.add_argument("--batch-size", type=int, default=8, help="hand crops per forward")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--smoothing", default="none")

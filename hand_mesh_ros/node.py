@@ -68,6 +68,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from hand_mesh_ros.core.detectors import DETECTOR_MODELS, DETECTORS
 from hand_mesh_ros.core.pipeline import DEVICES, PRECISIONS, HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.core.tracking import SMOOTHING
 from hand_mesh_ros.core.types import FrameInput
@@ -135,7 +136,9 @@ _TYPE_NAMES = {_S: "string", _I: "integer", _D: "double", _B: "bool", _SA: "stri
 
 #: name -> (default, descriptor). Order = config/hands.yaml. All read-only (set at start-up).
 PARAMETERS = {
-    "detector": ("mediapipe", _desc("hand detector", _S, "see PipelineConfig (e.g. mediapipe)")),
+    "detector": ("auto", _desc("hand detector", _S, "one of " + ", ".join(DETECTORS)
+                               + " (auto: mediapipe_torch on CUDA, mediapipe on the CPU)")),
+    "detector_model": ("full", _desc("MediaPipe hand networks", _S, "one of " + ", ".join(DETECTOR_MODELS))),
     "regressor": ("fit", _desc("MANO regressor", _S, "see PipelineConfig (e.g. fit, hamer)")),
     "device": ("auto", _desc("compute device", _S, "one of " + ", ".join(DEVICES))),
     "batch_size": (8, _desc("largest number of hand crops regressed at once", _I, ">= 1",
@@ -147,7 +150,7 @@ PARAMETERS = {
     "mano_model_dir": ("", _desc("folder with MANO_RIGHT.pkl / MANO_LEFT.pkl; empty = built-in hand", _S)),
     "checkpoint": ("", _desc("HaMeR checkpoint file (regressor hamer), model_config.yaml next to it "
                              "or two folders up; empty = none", _S)),
-    "precision": ("auto", _desc("hamer compute precision", _S,
+    "precision": ("auto", _desc("compute precision of hamer and mediapipe_torch", _S,
                                 "one of " + ", ".join(PRECISIONS) + " (auto: bf16/fp16 on CUDA, fp32 on CPU)")),
     "publish_faces": (False, _desc("fill HandMesh.faces (F x 3 vertex indices) in every message", _B)),
     "publish_markers": (True, _desc("publish hands/markers (MarkerArray for RViz)", _B)),
@@ -202,6 +205,7 @@ class NodeParams:
     """Validated node parameters (see ``PARAMETERS`` and config/hands.yaml)."""
 
     detector: str
+    detector_model: str
     regressor: str
     device: str
     batch_size: int
@@ -261,6 +265,8 @@ def declare_parameters(node: Node) -> NodeParams:
         if not ok:
             raise ValueError(f"parameter '{name}': {getattr(p, name)!r} is not allowed; allowed: {allowed}")
 
+    check(p.detector in DETECTORS, "detector", "one of " + ", ".join(DETECTORS))
+    check(p.detector_model in DETECTOR_MODELS, "detector_model", "one of " + ", ".join(DETECTOR_MODELS))
     check(p.device in DEVICES, "device", "one of " + ", ".join(DEVICES))
     check(p.precision in PRECISIONS, "precision", "one of " + ", ".join(PRECISIONS))
     check(p.smoothing in SMOOTHING, "smoothing", "one of " + ", ".join(SMOOTHING))
@@ -338,8 +344,8 @@ class HandMeshNode(Node):
         self.params = declare_parameters(self)
         p = self.params
 
-        cfg = PipelineConfig(detector=p.detector, regressor=p.regressor, device=p.device,
-                             batch_size=p.batch_size, max_hands=p.max_hands, min_score=p.min_score,
+        cfg = PipelineConfig(detector=p.detector, detector_model=p.detector_model, regressor=p.regressor,
+                             device=p.device, batch_size=p.batch_size, max_hands=p.max_hands, min_score=p.min_score,
                              mano_model_dir=p.mano_model_dir, checkpoint=p.checkpoint, precision=p.precision,
                              smoothing=p.smoothing, smoothing_min_cutoff=p.smoothing_min_cutoff,
                              smoothing_beta=p.smoothing_beta, track_max_missed=p.track_max_missed,
@@ -392,7 +398,7 @@ class HandMeshNode(Node):
         self._worker = threading.Thread(target=self._work, name="hand_mesh_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"ready: hand model '{self.pipe.hand_model.name}', detector '{p.detector}', regressor "
+            f"ready: hand model '{self.pipe.hand_model.name}', detector '{self.pipe.detector_name}', regressor "
             f"'{p.regressor}', device {self.pipe.device}, cameras {[c.image for c in self.cameras]} "
             f"({p.image_transport}), sync via "
             f"{'message_filters' if HAVE_MESSAGE_FILTERS else 'StampPairSynchronizer'}, tf via "

@@ -24,8 +24,8 @@ transient such as a GPU not yet ready).
 import os
 
 #: node parameters whose launch argument is passed as a string, as typed.
-STRING_PARAMETERS = ("detector", "regressor", "device", "mano_model_dir", "checkpoint", "precision",
-                     "tf_prefix", "smoothing", "input_reliability", "image_transport")
+STRING_PARAMETERS = ("detector", "detector_model", "regressor", "device", "mano_model_dir", "checkpoint",
+                     "precision", "tf_prefix", "smoothing", "input_reliability", "image_transport")
 #: node parameters whose launch argument is read as YAML (int, double, bool, string list).
 YAML_PARAMETERS = ("batch_size", "max_hands", "min_score", "publish_faces", "publish_markers",
                    "publish_overlay", "image_topics", "mirrored", "use_camera_info", "sync_slop",
@@ -36,7 +36,8 @@ YAML_PARAMETERS = ("batch_size", "max_hands", "min_score", "publish_faces", "pub
 DOUBLE_PARAMETERS = ("min_score", "sync_slop", "smoothing_min_cutoff", "smoothing_beta", "nms_iou",
                      "nms_keypoint_distance", "camera_info_timeout", "depth_wait")
 DESCRIPTIONS = {
-    "detector": "hand detector (mediapipe)", "regressor": "MANO regressor: fit | hamer",
+    "detector": "hand detector: auto | mediapipe | mediapipe_torch", "detector_model": "full | lite",
+    "regressor": "MANO regressor: fit | hamer",
     "device": "auto | cpu | cuda", "batch_size": "hand crops per regressor batch (>= 1)",
     "max_hands": "hands kept per image (>= 1)", "min_score": "detection score threshold [0, 1]",
     "mano_model_dir": "folder with MANO_RIGHT.pkl / MANO_LEFT.pkl",

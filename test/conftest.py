@@ -18,6 +18,7 @@ SHARED = Path(os.environ.get("HAND_MESH_SHARED") or REPO.parent / "shared")
 HANDS_DATA = SHARED / "data" / "hands"
 GOLDEN_HAMER = SHARED / "golden" / "hamer"
 NO_SKIP = os.environ.get("HAND_MESH_NO_SKIP", "") not in ("", "0")
+GOLDEN_MEDIAPIPE = SHARED / "golden" / "mediapipe_hands"
 
 
 def require(path: Path) -> Path:
@@ -37,6 +38,13 @@ def hands_data() -> Path:
 def golden_hamer() -> Path:
     """../shared/golden/hamer (synthetic MANO pickles, HaMeR goldens); skips when absent."""
     return require(GOLDEN_HAMER)
+
+
+@pytest.fixture
+def golden_mediapipe() -> Path:
+    """../shared/golden/mediapipe_hands (LiteRT outputs of MediaPipe's hand models and the
+    whole mp.solutions.hands on real images and video); skips when absent."""
+    return require(GOLDEN_MEDIAPIPE)
 
 
 def _fail_skip(report) -> None:

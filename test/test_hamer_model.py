@@ -318,11 +318,11 @@ def test_pipeline_hamer_skips_degenerate_boxes_and_keeps_the_others(golden_hamer
     pipe = HandMeshPipeline(PipelineConfig(regressor="hamer", checkpoint=str(golden_hamer / "tiny_hamer.ckpt"),
                                            device="cpu", static_image_mode=True))
     rgb = cv2.cvtColor(cv2.imread(str(hands_data / "hamer_example_data" / "test5.jpg")), cv2.COLOR_BGR2RGB)
-    dets = pipe._detector("default").detect(rgb)
+    dets = pipe.detector.detect(rgb)
     assert len(dets) == 2
     flat = Detection(side=dets[0].side, score=dets[0].score, bbox=np.array([50, 50, 50, 90], np.float32),
                      keypoints_2d=dets[0].keypoints_2d, keypoints_3d=dets[0].keypoints_3d)
-    pipe._detector("default").detect = lambda image: [flat, dets[1]]
+    pipe.detector.detect_batch = lambda items: [[flat, dets[1]]]
     res = pipe.process(rgb, CameraIntrinsics(900.0, 900.0, rgb.shape[1] / 2, rgb.shape[0] / 2, rgb.shape[1], rgb.shape[0]))
     assert pipe.skipped == {"degenerate_box": 1}
     assert len(res.hands) == 1 and res.hands[0].side == dets[1].side

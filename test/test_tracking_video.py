@@ -91,15 +91,15 @@ def test_two_hands_duplicates_removed_names_stable(frames, max_hands):
     pipe = HandMeshPipeline(PipelineConfig(max_hands=max_hands))
     raw_counts = []
     try:
-        det = pipe._detector("stack")
-        detect = det.detect
+        det = pipe.detector
+        detect_batch = det.detect_batch
 
-        def counting(image):
-            d = detect(image)
-            raw_counts.append(len(d))
-            return d
+        def counting(items):
+            out = detect_batch(items)
+            raw_counts.extend(len(d) for d in out)
+            return out
 
-        det.detect = counting
+        det.detect_batch = counting
         ids, results = set(), []
         for i, img in enumerate(frames[:60]):
             hands = pipe.process(_stacked(img), None, camera="stack", stamp=i / FPS).hands
@@ -123,7 +123,7 @@ def test_duplicate_does_not_push_out_the_other_hand(frames, monkeypatch):
     with max_hands 2 the pipeline publishes the right and the left hand (de-duplication
     before the max_hands cut), and it asked the detector for 3 hands."""
     pipe = HandMeshPipeline(PipelineConfig(max_hands=2, static_image_mode=True))
-    real = pipe._detector("probe").detect(_stacked(frames[40]))
+    real = pipe.detector.detect(_stacked(frames[40]), camera="probe")
     pipe.close()
     assert sorted(d.side for d in real) == [LEFT, RIGHT]
     right = next(d for d in real if d.side == RIGHT)
@@ -136,8 +136,8 @@ def test_duplicate_does_not_push_out_the_other_hand(frames, monkeypatch):
         def __init__(self, **kwargs):
             asked.update(kwargs)
 
-        def detect(self, image):
-            return sorted([right, copy, left], key=lambda d: -d.score)
+        def detect_batch(self, items):
+            return [sorted([right, copy, left], key=lambda d: -d.score) for _ in items]
 
         def close(self):
             pass
@@ -160,8 +160,7 @@ def test_tracking_decisions_survive_perturbed_detections(frames):
     same two ids, the right hand on top as the primary right track, the left as primary left."""
     pipe = HandMeshPipeline(PipelineConfig(max_hands=2))
     try:
-        det = pipe._detector("stack")
-        recorded = [det.detect(_stacked(img)) for img in frames[:60]]
+        recorded = [pipe.detector.detect(_stacked(img), camera="stack") for img in frames[:60]]
     finally:
         pipe.close()
     c = PipelineConfig()

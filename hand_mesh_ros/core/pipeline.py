@@ -21,14 +21,14 @@ from scipy.spatial.transform import Rotation
 from .camera import project, undistort_points
 from .depth import REASONS as DEPTH_REASONS
 from .depth import DepthConfig, depth_in_metres, translation_from_depth
-from .detectors import create_detector
-from .detectors.base import DETECTORS
+from .detectors import DETECTOR_MODELS, DETECTORS, create_detector, resolve_detector
 from .fit import FitConfig, ManoFitter
 from .hamer.preprocess import valid_boxes
-from .hamer.regressor import PRECISIONS, HamerItem, HamerRegressor
+from .hamer.regressor import HamerItem, HamerRegressor
 from .hand_model import JOINT_ROTATION_SOURCE, load_hand_model
 from .joint_frames import joint_frames
 from .kinematics import JointKinematics
+from .precision import PRECISIONS
 from .smoothing import HandSmoother
 from .tracking import SMOOTHING, HandTracker, suppress_duplicates
 from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_DEPTH, TRANSLATION_INTRINSICS,
@@ -60,7 +60,10 @@ class PipelineConfig:
     """Pipeline settings; the ROS parameters of the same names map onto these.
 
     Attributes:
-        detector: one of ``DETECTORS`` ("mediapipe").
+        detector: one of ``DETECTORS``: "mediapipe" (MediaPipe's CPU graph, one per camera),
+            "mediapipe_torch" (the same networks run by torch on ``device``, batched across
+            cameras and hands), "auto" (mediapipe_torch on CUDA, mediapipe on the CPU).
+        detector_model: "full" or "lite" MediaPipe hand networks (model_complexity 1 / 0).
         regressor: one of ``REGRESSORS``: "fit" (fit the hand model to the detector's 3D
             keypoints) or "hamer" (a user's HaMeR checkpoint on the hand crops).
         device: "auto" (CUDA when available), "cpu" or "cuda" — for torch stages.
@@ -71,8 +74,8 @@ class PipelineConfig:
             built-in, license-free hand.
         checkpoint: HaMeR checkpoint for "hamer" (its model_config.yaml next to it or two
             folders up, as HaMeR's release lays it out); unused by "fit".
-        precision: "hamer" compute precision: "auto" (bf16/fp16 autocast on CUDA, fp32 on
-            CPU), "fp32", "bf16", "fp16" (CUDA only).
+        precision: compute precision of "hamer" and "mediapipe_torch": "auto" (bf16/fp16
+            autocast on CUDA, fp32 on CPU), "fp32", "bf16", "fp16" (CUDA only).
         smoothing: "none" or "one_euro" (``core.smoothing``: One Euro on each track's
             rotations, betas and translation; the hand model is then run again on the
             filtered parameters).
@@ -89,7 +92,8 @@ class PipelineConfig:
         static_image_mode: True for unrelated images (no tracking between images).
     """
 
-    detector: str = "mediapipe"
+    detector: str = "auto"
+    detector_model: str = "full"
     regressor: str = "fit"
     device: str = "auto"
     batch_size: int = 8
@@ -110,8 +114,8 @@ class PipelineConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the parameter and the allowed values."""
-        choices = {"detector": DETECTORS, "regressor": REGRESSORS, "device": DEVICES,
-                   "smoothing": SMOOTHING, "precision": PRECISIONS}
+        choices = {"detector": DETECTORS, "detector_model": DETECTOR_MODELS, "regressor": REGRESSORS,
+                   "device": DEVICES, "smoothing": SMOOTHING, "precision": PRECISIONS}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -175,7 +179,14 @@ class HandMeshPipeline:
         #: numpy kinematics of the hand model (the fit's; rest poses for the joint frames)
         self.kin = self.fitter.kin if self.fitter is not None else JointKinematics(self.hand_model)
         self.depth_config = DepthConfig()
-        self._detectors: Dict[str, object] = {}
+        c = config
+        #: the detector actually used ("auto" resolved for the device)
+        self.detector_name = resolve_detector(c.detector, self.device.type)
+        candidates = c.max_hands + (EXTRA_DETECTOR_CANDIDATES if c.max_hands >= 2 else 0)
+        self.detector = create_detector(
+            self.detector_name, max_hands=candidates, min_score=c.min_score, mirrored=c.mirrored,
+            static_image_mode=c.static_image_mode, model=c.detector_model, device=self.device,
+            precision=c.precision, batch_size=c.batch_size)
         self._trackers: Dict[str, HandTracker] = {}
         #: counted, skipped hands by reason (e.g. "depth_out_of_range")
         self.skipped: Dict[str, int] = {}
@@ -185,15 +196,6 @@ class HandMeshPipeline:
         self._last_warning: Dict[str, float] = {}
 
     # -- per-camera state ------------------------------------------------------------
-    def _detector(self, camera: str):
-        if camera not in self._detectors:
-            c = self.config
-            candidates = c.max_hands + (EXTRA_DETECTOR_CANDIDATES if c.max_hands >= 2 else 0)
-            self._detectors[camera] = create_detector(
-                c.detector, max_hands=candidates, min_score=c.min_score, mirrored=c.mirrored,
-                static_image_mode=c.static_image_mode)
-        return self._detectors[camera]
-
     def _tracker(self, camera: str) -> HandTracker:
         if camera not in self._trackers:
             c = self.config
@@ -208,9 +210,7 @@ class HandMeshPipeline:
 
     def close(self) -> None:
         """Release detector resources."""
-        for det in self._detectors.values():
-            det.close()
-        self._detectors.clear()
+        self.detector.close()
 
     # -- processing ------------------------------------------------------------------
     def process(self, image: np.ndarray, intrinsics: Optional[CameraIntrinsics] = None,
@@ -236,16 +236,14 @@ class HandMeshPipeline:
                 whose size disagrees with the image.
         """
         t0 = time.perf_counter()
-        frames, depths = [], []
-        for item in items:
-            if not isinstance(item, FrameInput):
-                item = FrameInput(*item)
-            image, intr, camera = item.image, item.intrinsics, item.camera
+        items = [item if isinstance(item, FrameInput) else FrameInput(*item) for item in items]
+        checked = [self._check(item.image, item.intrinsics, item.camera) for item in items]
+        depths = [self._check_depth(item.depth, intr, item.camera) for item, intr in zip(items, checked)]
+        detections = self.detector.detect_batch([(item.camera, item.image) for item in items])
+        frames = []
+        for item, intr, dets in zip(items, checked, detections):
             stamp = item.stamp if item.stamp is not None else time.monotonic()
-            intr = self._check(image, intr, camera)
-            depths.append(self._check_depth(item.depth, intr, camera))
-            dets = self._detector(camera).detect(image)
-            frames.append((image, intr, camera, stamp, dets))
+            frames.append((item.image, intr, item.camera, stamp, dets))
         t1 = time.perf_counter()
 
         jobs = []  # (frame index, detection, track)

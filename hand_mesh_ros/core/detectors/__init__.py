@@ -1,4 +1,8 @@
-"""Hand detectors: image in, ``types.Detection`` list out (ROS-free)."""
-from .base import HandDetector, create_detector
+"""Hand detectors: images of one or more cameras in, ``types.Detection`` lists out (ROS-free).
 
-__all__ = ["HandDetector", "create_detector"]
+``mediapipe``: MediaPipe's CPU graph (``mp.solutions.hands``), one graph per camera.
+``mediapipe_torch``: the same networks converted to torch, batched across cameras and hands.
+"""
+from .base import DETECTOR_MODELS, DETECTORS, HandDetector, create_detector, resolve_detector
+
+__all__ = ["DETECTORS", "DETECTOR_MODELS", "HandDetector", "create_detector", "resolve_detector"]

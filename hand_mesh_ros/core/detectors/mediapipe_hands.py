@@ -40,10 +40,7 @@ class MediaPipeHandDetector:
 
     def __init__(self, max_hands: int = 2, min_score: float = 0.5, mirrored: bool = False,
                  static_image_mode: bool = False, model_complexity: int = 1):
-        if max_hands < 1:
-            raise ValueError(f"max_hands must be >= 1, got {max_hands}")
-        if not 0.0 <= min_score <= 1.0:
-            raise ValueError(f"min_score must be in [0, 1], got {min_score}")
+        self.check_arguments(max_hands, min_score)
         import mediapipe as mp  # heavy import: only when a detector is built
 
         self.min_score = float(min_score)
@@ -55,6 +52,14 @@ class MediaPipeHandDetector:
             min_detection_confidence=self.min_score,
             min_tracking_confidence=self.min_score,
         )
+
+    @staticmethod
+    def check_arguments(max_hands: int, min_score: float) -> None:
+        """Raise ``ValueError`` for ``max_hands`` < 1 or ``min_score`` outside [0, 1]."""
+        if max_hands < 1:
+            raise ValueError(f"max_hands must be >= 1, got {max_hands}")
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], got {min_score}")
 
     def detect(self, image: np.ndarray) -> List[Detection]:
         """Detect hands in ``image``, (H, W, 3) uint8 RGB.

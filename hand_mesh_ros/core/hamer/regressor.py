@@ -26,6 +26,7 @@ from scipy.spatial.transform import Rotation
 from ..camera import undistort_points, undistortion_scale
 from ..hand_model import JOINT_ROTATION_SOURCE, HandModel, mirror_model_data
 from ..mano_io import load_mano_file
+from ..precision import resolve_precision
 from ..types import CameraIntrinsics
 from ..camera import viewing_ray_rotation
 from .camera import cam_crop_to_full_intrinsics, flip_cam_for_side
@@ -36,7 +37,6 @@ from .preprocess import make_crops
 
 _LOG = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _FLIP = np.array([-1.0, 1.0, 1.0])
 
 
@@ -50,24 +50,6 @@ class HamerItem:
     bbox: np.ndarray
     is_right: bool
     intrinsics: CameraIntrinsics
-
-
-def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
-    """Autocast dtype for ``precision`` on ``device`` (None = float32).
-
-    "auto": bf16 on a CUDA device that supports it, else fp16 on CUDA, float32 on CPU.
-    Raises ValueError for an unknown name or fp16 on CPU (CPU autocast is bf16 only).
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"parameter 'precision': {precision!r} is not one of {list(PRECISIONS)}")
-    cuda = device.type == "cuda"
-    if precision == "auto":
-        if not cuda:
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if precision == "fp16" and not cuda:
-        raise ValueError("parameter 'precision': fp16 needs a CUDA device; use fp32 or bf16 on CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 class HamerRegressor:

@@ -1,0 +1,273 @@
+"""MediaPipe Hands with the networks executed by torch, batched across cameras and hands.
+
+The same two networks as ``mp.solutions.hands`` (converted from the installed
+mediapipe 0.10.21 wheel's ``.tflite`` files, see ``models`` / ``cache``) and the same graph
+logic around them (``palm``, ``landmark``, ``roi``), but run by torch on the configured
+device and batched: per call, the frames of all cameras that need a palm search go through
+the palm detector in one forward, and all hand ROIs of all cameras through the landmark
+network in one forward (``batch_size`` caps a forward). Each camera keeps its own tracking
+state, as one MediaPipe graph per camera would.
+
+Tracking (video) mode, as ``hand_landmark_tracking_cpu.pbtxt``: the ROIs of a camera's next
+frame come from this frame's landmarks; the palm detector runs for a camera only while it
+tracks fewer than ``max_hands`` hands; palm ROIs overlapping a tracked ROI (IoU > 0.5) are
+dropped. Static mode runs the palm detector on every image.
+
+Device: on CUDA, images are copied to the device once and the crops are cut there with
+tensor ops (``crops.sample_crops``); on the CPU they are cut by ``cv2.warpPerspective``, as
+MediaPipe's CPU graph does, which is faster there. The networks run on the device; only the
+palm candidates above the threshold (a few rows) and the landmark outputs (128 numbers per
+hand) come back to the host, where the small sequential steps (weighted NMS, ROI geometry)
+run — as in MediaPipe's own GPU graph, whose NMS runs on the CPU.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ...precision import resolve_precision
+from ...types import LEFT, RIGHT, Detection
+from . import landmark as lmk
+from . import palm
+from .cache import load_network
+from .crops import sample_crops, warp_crops_opencv
+from .models import MODEL_VARIANTS, model_files
+from .roi import Roi, associate, crop_affine
+
+#: IoU above which a palm ROI is dropped in favour of a tracked one (AssociationNormRectCalculator).
+TRACKING_IOU = 0.5
+#: ``crop_backend`` values: "auto" = OpenCV for a CPU device, torch tensor ops otherwise.
+CROP_BACKENDS = ("auto", "torch", "opencv")
+#: OpenCV's remap refuses images with a side of SHRT_MAX (32767) pixels or more.
+OPENCV_MAX_SIDE = 32767
+
+
+@dataclass
+class _CameraState:
+    size: Tuple[int, int]
+    rois: List[Roi]
+
+
+@dataclass
+class _Hand:
+    item: int
+    roi: Roi
+
+
+def check_image(image: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``image`` is a non-empty (H, W, 3) uint8 array."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got "
+                         f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image))}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image {image.shape[1]}x{image.shape[0]}")
+
+
+class MediaPipeTorchHandDetector:
+    """Hands from MediaPipe's networks run by torch: 21 keypoints in 2D [px] and 3D [m], box,
+    handedness score, side — ``Detection`` exactly as ``MediaPipeHandDetector`` makes them.
+
+    Args:
+        max_hands: palm detections kept per image (MediaPipe's ``max_num_hands``).
+        min_score: palm detection and hand presence threshold in [0, 1]
+            (``min_detection_confidence`` = ``min_tracking_confidence``); hands whose
+            handedness score is below it are not returned (they are still tracked).
+        mirrored: the images are mirrored (selfie view): keep MediaPipe's labels.
+        static_image_mode: palm detection on every image, no tracking.
+        model: "full" or "lite" (MediaPipe's model_complexity 1 / 0), both networks.
+        device: torch device of the networks and of every image-sized tensor.
+        precision: "auto" | "fp32" | "bf16" | "fp16" (autocast; see ``precision.py``).
+        batch_size: most crops per network forward (>= 1).
+        models_dir: folder laid out like the wheel's ``mediapipe/modules`` (default: the
+            installed wheel's).
+        cache_dir: converted-model cache (default ``cache.default_cache_dir()``).
+        crop_backend: "auto" (OpenCV on a CPU device, else torch), "torch" or "opencv".
+
+    Raises:
+        ValueError: out-of-range arguments.
+        models.ModelFilesError: the mediapipe==0.10.21 model files are missing.
+        convert.ConversionError: a model cannot be converted (names the operator).
+    """
+
+    def __init__(self, max_hands: int = 2, min_score: float = 0.5, mirrored: bool = False,
+                 static_image_mode: bool = False, model: str = "full", device="cpu",
+                 precision: str = "auto", batch_size: int = 8, models_dir=None, cache_dir=None,
+                 crop_backend: str = "auto"):
+        if int(max_hands) < 1:
+            raise ValueError(f"max_hands must be >= 1, got {max_hands}")
+        if not 0.0 <= float(min_score) <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], got {min_score}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if model not in MODEL_VARIANTS:
+            raise ValueError(f"parameter 'detector_model': {model!r} is not one of {list(MODEL_VARIANTS)}")
+        self.max_hands = int(max_hands)
+        self.min_score = float(min_score)
+        self.mirrored = bool(mirrored)
+        self.static_image_mode = bool(static_image_mode)
+        self.batch_size = int(batch_size)
+        if crop_backend not in CROP_BACKENDS:
+            raise ValueError(f"crop_backend must be one of {CROP_BACKENDS}, got {crop_backend!r}")
+        self.device = torch.device(device)
+        self.autocast_dtype = resolve_precision(precision, self.device)
+        if crop_backend == "auto":
+            crop_backend = "opencv" if self.device.type == "cpu" else "torch"
+        self.crop_backend = crop_backend
+        palm_path, landmark_path = model_files(model, models_dir)
+        self.palm_net = self._prepare(load_network(palm_path, cache_dir))
+        self.landmark_net = self._prepare(load_network(landmark_path, cache_dir))
+        self.anchors = torch.from_numpy(palm.ssd_anchors()).to(self.device)
+        self._cameras: Dict[str, _CameraState] = {}
+        # warm-up: first-call allocations and kernel selection happen here, not on a frame
+        self._forward(self.palm_net, torch.zeros(1, 3, palm.INPUT_SIZE, palm.INPUT_SIZE, device=self.device))
+        self._forward(self.landmark_net, torch.zeros(1, 3, lmk.INPUT_SIZE, lmk.INPUT_SIZE, device=self.device))
+
+    def _prepare(self, net: torch.nn.Module) -> torch.nn.Module:
+        return net.to(self.device).to(memory_format=torch.channels_last)
+
+    def _forward(self, net: torch.nn.Module, x: torch.Tensor) -> List[torch.Tensor]:
+        """All outputs of ``net`` on ``x`` (N, 3, H, W), ``batch_size`` at a time, float32."""
+        chunks = []
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                                                    enabled=self.autocast_dtype is not None):
+            for s in range(0, x.shape[0], self.batch_size):
+                chunks.append(net(x[s:s + self.batch_size]))
+        return [torch.cat([c[k] for c in chunks]).float() for k in range(len(chunks[0]))]
+
+    # -- public API ------------------------------------------------------------------
+    def detect(self, image: np.ndarray, camera: str = "default") -> List[Detection]:
+        """Hands in one image of ``camera``; see ``detect_batch``."""
+        return self.detect_batch([(camera, image)])[0]
+
+    def detect_batch(self, items: Sequence[Tuple[str, np.ndarray]]) -> List[List[Detection]]:
+        """Hands in several images, typically the latest image of each camera.
+
+        Args:
+            items: ``(camera key, image)`` pairs; images (H, W, 3) uint8 RGB of any size.
+                A camera listed twice is processed in list order (its second image is
+                tracked from its first).
+
+        Returns:
+            Per item, detections sorted by descending score: ``keypoints_2d`` (21, 2)
+            [px], ``keypoints_3d`` (21, 3) world landmarks [m] (image axes, origin near the
+            hand centre), ``bbox`` the keypoints' tight box [px], ``score`` the handedness
+            score, ``side`` the true side (MediaPipe's label swapped unless ``mirrored``).
+
+        Raises:
+            ValueError: an image that is not a non-empty (H, W, 3) uint8 array.
+        """
+        for _, image in items:
+            check_image(image)
+        results: List[List[Detection]] = [[] for _ in items]
+        pending = list(range(len(items)))
+        while pending:  # rounds in which every camera appears at most once
+            seen, now, later = set(), [], []
+            for k in pending:
+                (later if items[k][0] in seen else now).append(k)
+                seen.add(items[k][0])
+            self._round(items, now, results)
+            pending = later
+        return results
+
+    def reset(self, camera: Optional[str] = None) -> None:
+        """Forget the tracked hands of ``camera`` (all cameras when None)."""
+        if camera is None:
+            self._cameras.clear()
+        else:
+            self._cameras.pop(camera, None)
+
+    def close(self) -> None:
+        """Drop tracking state (the networks are freed with the object)."""
+        self._cameras.clear()
+
+    # -- one round -------------------------------------------------------------------
+    def _round(self, items, ks: List[int], results: List[List[Detection]]) -> None:
+        images = {k: self._image(items[k][1]) for k in ks}
+        sizes = {k: (items[k][1].shape[1], items[k][1].shape[0]) for k in ks}
+        tracked = {}
+        for k in ks:
+            state = self._cameras.get(items[k][0])
+            ok = state is not None and not self.static_image_mode and state.size == sizes[k]
+            tracked[k] = state.rois if ok else []
+        searched = [k for k in ks if len(tracked[k]) < self.max_hands]
+        palm_rois = self._palm_rois(images, sizes, searched)
+        hands = [_Hand(k, roi) for k in ks
+                 for roi in associate(palm_rois.get(k, []), tracked[k], min_iou=TRACKING_IOU)]
+        next_rois: Dict[int, List[Roi]] = {k: [] for k in ks}
+        for hand, out in zip(hands, self._landmarks(images, hands)):
+            w, h = sizes[hand.item]
+            landmarks, presence, left_score, world = out
+            if not presence > self.min_score:  # ThresholdingCalculator: strictly above; NaN fails
+                continue
+            lm = lmk.project_landmarks(landmarks, hand.roi, w, h)
+            if not np.isfinite(lm).all() or not np.isfinite(world).all():
+                continue
+            roi = lmk.tracking_roi(lm)
+            if roi.is_valid():
+                next_rois[hand.item].append(roi)
+            says_right, score = lmk.handedness(left_score)
+            if score < self.min_score:
+                continue
+            kp2d = lm[:, :2].astype(np.float32)
+            results[hand.item].append(Detection(
+                side=RIGHT if says_right == self.mirrored else LEFT, score=float(score),
+                bbox=np.concatenate([kp2d.min(0), kp2d.max(0)]).astype(np.float32),
+                keypoints_2d=kp2d, keypoints_3d=lmk.world_landmarks(world, hand.roi).astype(np.float32)))
+        for k in ks:
+            results[k].sort(key=lambda d: -d.score)
+            if not self.static_image_mode:
+                self._cameras[items[k][0]] = _CameraState(sizes[k], next_rois[k])
+
+    def _palm_rois(self, images, sizes, ks: List[int]) -> Dict[int, List[Roi]]:
+        """Hand ROIs from the palm detector for the images ``ks``: one forward for all."""
+        if not ks:
+            return {}
+        crops = torch.cat([self._crops(images[k], [palm.letterbox_affine(*sizes[k])], palm.INPUT_SIZE, "zero")
+                           for k in ks])
+        regressors, logits = self._forward(self.palm_net, crops.permute(0, 3, 1, 2))
+        index, rows = palm.decode(regressors, logits, self.anchors, self.min_score)
+        index, rows = index.cpu().numpy(), rows.cpu().numpy()
+        out = {}
+        for j, k in enumerate(ks):
+            w, h = sizes[k]
+            pad = palm.letterbox(w, h)[1]
+            palms = palm.weighted_nms(rows[index == j])[: self.max_hands]
+            rois = [palm.hand_roi(palm.remove_letterbox(p, pad), w, h) for p in palms]
+            out[k] = [r for r in rois if r.is_valid()]
+        return out
+
+    def _landmarks(self, images, hands: List[_Hand]) -> List[Tuple[np.ndarray, float, float, np.ndarray]]:
+        """Landmark network outputs per hand (all hands of all images in one forward)."""
+        if not hands:
+            return []
+        crops = []
+        for k in dict.fromkeys(h.item for h in hands):  # hands are grouped by image, in order
+            affines = [crop_affine(h.roi, lmk.INPUT_SIZE, lmk.INPUT_SIZE) for h in hands if h.item == k]
+            crops.append(self._crops(images[k], affines, lmk.INPUT_SIZE, "replicate"))
+        landmarks, presence, left, world = (o.cpu().numpy() for o in
+                                            self._forward(self.landmark_net, torch.cat(crops).permute(0, 3, 1, 2)))
+        return [(landmarks[i], float(presence[i, 0]), float(left[i, 0]), world[i]) for i in range(len(hands))]
+
+    def _image(self, image: np.ndarray):
+        """The image as the crop backend reads it: on the device (torch) or in host memory."""
+        image = np.ascontiguousarray(image)
+        return image if self.crop_backend == "opencv" else self._to_device(image)
+
+    def _to_device(self, image: np.ndarray) -> torch.Tensor:
+        # images from ROS messages are read-only views of the message buffer; they are
+        # only read here, so torch's warning about non-writable arrays does not apply
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(image).to(self.device)
+
+    def _crops(self, image, affines: List[np.ndarray], size: int, border: str) -> torch.Tensor:
+        """(N, size, size, 3) float crops on the device."""
+        if isinstance(image, np.ndarray):
+            if max(image.shape[:2]) < OPENCV_MAX_SIDE:
+                return warp_crops_opencv(image, affines, (size, size), border).to(self.device)
+            image = self._to_device(image)  # beyond OpenCV's remap limit
+        return sample_crops(image, torch.from_numpy(np.stack(affines)).to(self.device), (size, size), border)
