@@ -1,11 +1,14 @@
 """The ROS-free pipeline: RGB images in, ``FrameResult`` (hands with MANO meshes) out.
 
-Per batch of images (one per camera): detect hands (per camera) -> remove duplicate
-detections, keep ``max_hands`` -> associate to tracks (stable ids, side hysteresis, primary
-track per side; ``core.tracking``) -> regress MANO (all hands of the batch together,
-``batch_size`` at a time: "fit" warm-started per track, or "hamer" on the hand crops) -> place in the camera optical frame with
-the real intrinsics -> optional One Euro smoothing (``core.smoothing``). The ROS node and the offline CLI both
-call this object; it knows nothing of ROS.
+Per batch of images (the latest of each camera): detect hands (all cameras in one
+``detect_batch``) -> remove duplicate detections, keep ``max_hands`` -> associate to tracks
+(stable ids, side hysteresis, primary track per side; ``core.tracking``) -> regress MANO
+(all hands of the batch together, ``batch_size`` at a time: "fit" warm-started per track,
+or "hamer" on the hand crops) -> place in the camera optical frame with the real
+intrinsics (lens distortion included) or from a registered depth image (``core.depth``),
+with bone-aligned joint frames (``core.joint_frames``) -> optional One Euro smoothing
+(``core.smoothing``). The ROS node and the offline CLI both call this object; it knows
+nothing of ROS.
 """
 from __future__ import annotations
 
