@@ -179,8 +179,21 @@ def _exp(v: np.ndarray) -> np.ndarray:
 
 
 def _log(R: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle vectors (norm <= pi) of (..., 3, 3) rotation matrices."""
-    return Rotation.from_matrix(R.reshape(-1, 3, 3)).as_rotvec().reshape(R.shape[:-2] + (3,))
+    """(..., 3) axis-angle vectors (norm <= pi) of (..., 3, 3) rotation matrices:
+    ``θ = acos((tr R - 1) / 2)``, axis from the skew part (scipy's ``Rotation`` for angles
+    within 1e-3 rad of pi, where that part vanishes; scipy's conversion costs several times
+    more on one matrix)."""
+    flat = R.reshape(-1, 3, 3)
+    cos = ((np.einsum("bii->b", flat) - 1.0) / 2.0).clip(-1.0, 1.0)
+    angle = np.arccos(cos)
+    vee = np.stack([flat[:, 2, 1] - flat[:, 1, 2], flat[:, 0, 2] - flat[:, 2, 0], flat[:, 1, 0] - flat[:, 0, 1]], 1)
+    small = angle < 1e-6
+    factor = np.where(small, 0.5, angle / (2.0 * np.sin(np.where(small, 1.0, angle))))
+    out = factor[:, None] * vee
+    near_pi = angle > np.pi - 1e-3
+    if near_pi.any():
+        out[near_pi] = Rotation.from_matrix(flat[near_pi]).as_rotvec()
+    return out.reshape(R.shape[:-2] + (3,))
 
 
 def right_jacobian(theta: np.ndarray) -> np.ndarray:
@@ -189,13 +202,16 @@ def right_jacobian(theta: np.ndarray) -> np.ndarray:
     ``J_r = I - (1 - cos a) / a² [θ]x + (a - sin a) / a³ [θ]x²``, ``a = |θ|`` (Solà et al.,
     "A micro Lie theory for state estimation in robotics", 2018, eq. 143; the coefficients
     tend to 1/2 and 1/6 at 0)."""
-    a = np.linalg.norm(theta, axis=-1)
+    a2 = (theta ** 2).sum(-1)
+    a = np.sqrt(a2)
     small = a < 1e-4
     s = np.where(small, 1.0, a)
-    c1 = np.where(small, 0.5 - a ** 2 / 24.0, (1.0 - np.cos(s)) / s ** 2)
-    c2 = np.where(small, 1.0 / 6.0 - a ** 2 / 120.0, (s - np.sin(s)) / s ** 3)
-    K = skew(theta)
-    return np.eye(3) - c1[..., None, None] * K + c2[..., None, None] * (K @ K)
+    c1 = np.where(small, 0.5 - a2 / 24.0, (1.0 - np.cos(s)) / s ** 2)
+    c2 = np.where(small, 1.0 / 6.0 - a2 / 120.0, (s - np.sin(s)) / s ** 3)
+    # [θ]x² = θθᵀ - |θ|² I
+    out = (c2[..., None, None] * theta[..., :, None]) * theta[..., None, :] - c1[..., None, None] * skew(theta)
+    out += (1.0 - c2 * a2)[..., None, None] * np.eye(3)
+    return out
 
 
 @contextmanager
@@ -491,7 +507,10 @@ class ManoFitter:
         active = np.flatnonzero(iterations > 0)
         r, ks = r[active], _take_kinematics(ks, active)
         while len(active):
-            sub, prob = state.take(active), problem.take(active)
+            if len(active) == B:    # every hand still iterating (one hand: always): no copies
+                sub, prob = state, problem
+            else:
+                sub, prob = state.take(active), problem.take(active)
             JtJ, g = self._normal_equations(prob, sub, ks, r)
             step = np.stack([_damped_solve(JtJ[b], g[b], mu[a], self.cfg.damping_floor) for b, a in enumerate(active)])
             new = self._step(sub, step)

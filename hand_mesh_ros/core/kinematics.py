@@ -105,6 +105,8 @@ class JointKinematics:
                 k = self.parents[k]
         #: subtree[k, j]: j is k or a descendant of k.
         self.subtree = self.ancestors.T | np.eye(n, dtype=bool)
+        #: the (joint, strict ancestor) pairs, the only nonzero blocks of d(joint)/d(rotation)
+        self._pair_joint, self._pair_ancestor = np.nonzero(self.ancestors)
         self._has_posedirs = bool(np.abs(self.tip_posedirs).max() > 0)
         # the whole mesh, for the fit's final pose ([left, right]; float32 like the published
         # vertices: it halves the memory traffic of the big blend-shape arrays)
@@ -121,10 +123,13 @@ class JointKinematics:
         return self.j_template[side] + (self.j_shapedirs[side] @ betas[:, None, :, None])[..., 0]
 
     def rest_keypoints(self, betas: np.ndarray, side: np.ndarray) -> np.ndarray:
-        """(B, 21, 3) keypoints [m] at zero pose (the shaped rest hand), OpenPose order."""
+        """(B, 21, 3) keypoints [m] at zero pose (the shaped rest hand), OpenPose order: the
+        rest joints and the shaped fingertip vertices (at rest every skinning transform is
+        the identity and the pose blend shapes vanish)."""
         betas = np.asarray(betas, np.float64).reshape(-1, 10)
-        eye = np.broadcast_to(np.eye(3), (len(betas), len(self.parents), 3, 3))
-        return self.forward(eye, betas, np.asarray(side, np.int64).reshape(-1)).keypoints
+        side = np.asarray(side, np.int64).reshape(-1)
+        tips = self.tip_template[side] + (self.tip_shapedirs[side] @ betas[:, None, :, None])[..., 0]
+        return np.concatenate([self.rest_joints(betas, side), tips], 1)[:, MANO_TO_OPENPOSE]
 
     def forward(self, rotations: np.ndarray, betas: np.ndarray, side: np.ndarray) -> KinematicState:
         """Pose B hands.
@@ -190,9 +195,10 @@ class JointKinematics:
         p, G, x, side = state.positions, state.global_rotations, state.tip_points, state.side
         B, n = p.shape[:2]
         w = self.tip_weights[side]                                           # (B, 5, 16)
-        # joints: -[p_i - p_k]x G_k for strict ancestors k of i
-        d_joint = -skew(p[:, :, None] - p[:, None]) @ G[:, None]           # (B, 16, 16, 3, 3)
-        d_joint *= self.ancestors[None, :, :, None, None]
+        # joints: -[p_i - p_k]x G_k for the strict ancestors k of i
+        i, k = self._pair_joint, self._pair_ancestor
+        d_joint = np.zeros((B, n, n, 3, 3))                                  # (B, 16 joints, 16 rotations, 3, 3)
+        d_joint[:, i, k] = -skew(p[:, i] - p[:, k]) @ G[:, k]
         # tips: -[sum_{j in sub(k)} w_tj (x_tj - p_k)]x G_k
         w_sub = w[:, :, None, :] * self.subtree                              # (B, 5, 16 k, 16 j)
         m = w_sub @ x - w_sub.sum(-1)[..., None] * p[:, None]                # (B, 5, 16, 3)
