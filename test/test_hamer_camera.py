@@ -143,7 +143,7 @@ def test_off_axis_hand_orientation_and_pixels(hand):
             assert angle(ray, np.eye(3)) < 1e-2 and fixed < 0.03 * size and abs(demo - fixed) < 0.01
         else:
             # what is left: the off-axis crop is stretched radially by ~1/cos(ray) (8 % at
-            # 22 deg), which the crop camera cannot express (see notes/camera_geometry.md)
+            # 22 deg), which the crop camera cannot express (README, "HaMeR")
             assert angle(ray, np.eye(3)) > 20 and angle(r_net, R_true) > 20
             assert fixed < 0.08 * size and fixed < 0.4 * demo
     (net_c, fix_c), (net_e, fix_e) = results["centre"], results["edge"]
