@@ -274,12 +274,14 @@ class HandMeshPipeline:
                 placed.append((f, hand, track))
         t4 = time.perf_counter()
         if c.smoothing == "one_euro":
-            self._smooth([(hand, track, frames[f][3], frames[f][1]) for f, hand, track in placed])
+            self._smooth([(hand, track, frames[f][3]) for f, hand, track in placed])
+        t5 = time.perf_counter()
+        self._finish([(hand, frames[f][1]) for f, hand, _ in placed])
         for f, hand, _ in placed:
             results[f].hands.append(hand)
-        t5 = time.perf_counter()
-        timings = {"detect": (t1 - t0) * 1e3, "track": (t2 - t1) * 1e3,
-                   "regress": (t3 - t2) * 1e3, "place": (t4 - t3) * 1e3, "smooth": (t5 - t4) * 1e3}
+        t6 = time.perf_counter()
+        timings = {"detect": (t1 - t0) * 1e3, "track": (t2 - t1) * 1e3, "regress": (t3 - t2) * 1e3,
+                   "place": (t4 - t3 + t6 - t5) * 1e3, "smooth": (t5 - t4) * 1e3}
         for r in results:
             r.hands.sort(key=lambda h: -h.score)
             r.timings_ms = dict(timings)
@@ -376,7 +378,8 @@ class HandMeshPipeline:
                depth_m: Optional[np.ndarray] = None) -> Optional[Hand]:
         """Range check on the fitted camera translation; with a depth image, the translation
         from depth (``depth.translation_from_depth``, counted fallback to the intrinsics-only
-        one); the ``Hand`` with bone-aligned joint frames and its reprojection error."""
+        one); the ``Hand``, whose ``joint_rotations`` are still the kinematic chain's (the
+        regressor's) until ``_finish``."""
         if fit is None:
             return None
         transl = fit["transl"]
@@ -387,17 +390,28 @@ class HandMeshPipeline:
         if depth_m is not None:
             transl, source = self._depth_translation(track.side, fit["vertices"], transl, source, depth_m, intr)
         params, joints, verts, rots = fit["params"], fit["joints"], fit["vertices"], fit["joint_rotations"]
-        side = np.array([track.side])
-        frames = joint_frames(rots[None], self.kin.rest_keypoints(params[None, 48:58], side), side)[0]
         transl = transl.astype(np.float32)
         hand = Hand(side=track.side, score=det.score, bbox=det.bbox, keypoints_2d=det.keypoints_2d,
                     global_orient=params[:3].astype(np.float32), hand_pose=params[3:48].astype(np.float32),
                     betas=params[48:58].astype(np.float32), transl=transl,
                     vertices=(verts + transl).astype(np.float32), joints=(joints + transl).astype(np.float32),
-                    joint_rotations=frames, translation_source=source, hand_model=self.hand_model.name,
+                    joint_rotations=rots, translation_source=source, hand_model=self.hand_model.name,
                     track_id=track.track_id, primary=track.primary, fit_error=fit.get("error", float("nan")))
-        hand.reprojection_error = _reprojection_error(hand, intr)
         return hand
+
+    def _finish(self, items) -> None:
+        """In place, for ``items`` = [(Hand, intrinsics)] as placed (and smoothed): the
+        chain rotations become the bone-aligned joint frames (``core.joint_frames``, all
+        hands at once), and the reprojection error of the published joints is set."""
+        if not items:
+            return
+        side = np.array([hand.side for hand, _ in items])
+        betas = np.stack([hand.betas for hand, _ in items]).astype(np.float64)
+        chain = np.stack([hand.joint_rotations for hand, _ in items])
+        frames = joint_frames(chain, self.kin.rest_keypoints(betas, side), side)
+        for (hand, intr), F in zip(items, frames):
+            hand.joint_rotations = F
+            hand.reprojection_error = _reprojection_error(hand, intr)
 
     def _depth_translation(self, side: int, vertices, transl, source: int, depth_m, intr: CameraIntrinsics):
         """(translation, translation_source) from the depth image, or the given ones on a
@@ -415,35 +429,33 @@ class HandMeshPipeline:
 
     def _smooth(self, items) -> None:
         """One Euro smoothing of placed hands, in place: ``items`` = [(Hand, Track, image
-        stamp [s], intrinsics)]. Each track's filter (``core.smoothing.HandSmoother``)
-        smooths the hand's rotations, betas and translation; the hand model posed with the
-        filtered parameters (``kinematics``, all hands at once) gives the joints, vertices
-        and joint frames, so they stay consistent with the published MANO parameters."""
+        stamp [s])]. Each track's filter (``core.smoothing.HandSmoother``) smooths the
+        hand's rotations, betas and translation; the hand model posed with the filtered
+        parameters (``kinematics``, all hands at once) gives the joints, vertices and chain
+        rotations, so they stay consistent with the published MANO parameters."""
         if not items:
             return
         params, transl = [], []
-        for hand, track, stamp, _ in items:
+        for hand, track, stamp in items:
             if track.smoother is None:
                 track.smoother = HandSmoother(self.config.smoothing_min_cutoff, self.config.smoothing_beta)
             go, hp, betas, t = track.smoother(hand.global_orient, hand.hand_pose, hand.betas, hand.transl, stamp)
             params.append(np.concatenate([go, hp, betas]))
             transl.append(t)
         params = np.stack(params).astype(np.float64)
-        side = np.array([hand.side for hand, _, _, _ in items])
+        side = np.array([hand.side for hand, _, _ in items])
         rotations = Rotation.from_rotvec(params[:, :48].reshape(-1, 3)).as_matrix().reshape(-1, 16, 3, 3)
         ks = self.kin.forward(rotations, params[:, 48:], side)
         verts = self.kin.vertices(ks, params[:, 48:])
-        frames = joint_frames(ks.global_rotations[:, JOINT_ROTATION_SOURCE],
-                              self.kin.rest_keypoints(params[:, 48:], side), side)
-        for k, (hand, _, _, intr) in enumerate(items):
+        chain = ks.global_rotations[:, JOINT_ROTATION_SOURCE]
+        for k, (hand, _, _) in enumerate(items):
             t = transl[k].astype(np.float32)
             hand.global_orient, hand.hand_pose, hand.betas = (params[k][a:b].astype(np.float32)
                                                               for a, b in ((0, 3), (3, 48), (48, 58)))
             hand.transl = t
             hand.joints = (ks.keypoints[k] + t).astype(np.float32)
             hand.vertices = verts[k] + t
-            hand.joint_rotations = frames[k]
-            hand.reprojection_error = _reprojection_error(hand, intr)
+            hand.joint_rotations = chain[k]
 
 
 def _reprojection_error(hand: Hand, intr: CameraIntrinsics) -> float:
