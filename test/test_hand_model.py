@@ -368,20 +368,3 @@ def test_bad_input_shapes_raise(builtin):
         builtin.faces_for(2)
     assert isinstance(builtin, HandModel) and builtin.name == "builtin"
     assert builtin.faces_for(RIGHT).dtype == np.int64
-
-
-@pytest.mark.parametrize("which", ["builtin", "mano"])
-def test_forward_joints_equals_forward(which, golden_hamer, tmp_path):
-    """The fit's joints-only path gives the same joints as the full forward, both sides."""
-    if which == "mano":
-        import shutil
-        shutil.copy(golden_hamer / "synthetic_MANO_RIGHT.pkl", tmp_path / "MANO_RIGHT.pkl")
-        model = load_hand_model(str(tmp_path))
-    else:
-        model = load_hand_model(None)
-    g = torch.Generator().manual_seed(7)
-    go, hp, be = torch.randn(5, 3, generator=g), torch.randn(5, 45, generator=g) * 0.5, torch.randn(5, 10, generator=g)
-    right = torch.tensor([True, False, True, False, False])
-    full = model(go, hp, be, right).joints
-    fast = model.forward_joints(go, hp, be, right)
-    assert torch.allclose(full, fast, atol=1e-6)

@@ -147,60 +147,13 @@ class HandModel(torch.nn.Module):
         self.register_buffer("_tips", torch.tensor(self.fingertip_vertex_ids, dtype=torch.long))
         self.register_buffer("_order", torch.tensor(MANO_TO_OPENPOSE, dtype=torch.long))
         self.register_buffer("_rot_order", torch.tensor(JOINT_ROTATION_SOURCE, dtype=torch.long))
-        self._register_joint_buffers()
-
-    def _register_joint_buffers(self) -> None:
-        """Small per-side tensors for ``forward_joints``, stacked [left, right] on dim 0: the
-        joint regressor applied to the template and shape space, and the 5 fingertip
-        vertices' template, shape/pose blend shapes and skinning weights."""
         if not torch.equal(self.right.parents, self.left.parents):
-            raise ValueError(f"{self.name}: left and right kinematic trees differ")
-        tips = self._tips
-        def stack(fn):
-            return torch.stack([fn(self.left), fn(self.right)]).contiguous()
-        self.register_buffer("_j_template", stack(lambda m: m.J_regressor @ m.v_template))
-        self.register_buffer("_j_shapedirs", stack(lambda m: torch.einsum("jv,vck->jck", m.J_regressor, m.shapedirs)))
-        self.register_buffer("_tip_template", stack(lambda m: m.v_template[tips]))
-        self.register_buffer("_tip_shapedirs", stack(lambda m: m.shapedirs[tips]))
-        self.register_buffer("_tip_posedirs", stack(
-            lambda m: m.posedirs.view(m.posedirs.shape[0], -1, 3)[:, tips]))
-        self.register_buffer("_tip_weights", stack(lambda m: m.lbs_weights[tips]))
+            raise ValueError(f"{name}: left and right kinematic trees differ")
 
     @property
     def device(self) -> torch.device:
         """Device of the model's tensors."""
         return self.right.v_template.device
-
-    def forward_joints(self, global_orient: torch.Tensor, hand_pose: torch.Tensor,
-                       betas: torch.Tensor, is_right: torch.Tensor) -> torch.Tensor:
-        """Only the (B, 21, 3) joints of ``forward`` (same values), without the full mesh.
-
-        The 16 MANO joints need only the regressed rest joints (``J_regressor`` applied to
-        the shape space is linear, so it is precomputed) and the kinematic chain; the 5
-        fingertips are skinned alone. About 3x cheaper than ``forward`` on MANO; the fit's
-        Jacobian evaluates it B·P times per iteration.
-
-        Args:
-            global_orient (B,3), hand_pose (B,45), betas (B,10): as ``forward``.
-            is_right: (B,) bool.
-
-        Returns:
-            (B, 21, 3) float32 joints [m], OpenPose order.
-        """
-        b = global_orient.shape[0]
-        side = torch.as_tensor(is_right, dtype=torch.bool, device=self.device).reshape(-1).expand(b).long()
-        full_pose = torch.cat([global_orient, hand_pose], dim=1)
-        rot = batch_rodrigues(full_pose.reshape(-1, 3)).view(b, 16, 3, 3)
-        joints_rest = self._j_template[side] + torch.einsum("bjck,bk->bjc", self._j_shapedirs[side], betas)
-        joints16, rel = batch_rigid_transform(rot, joints_rest, self.right.parents, dtype=rot.dtype)
-        eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
-        pose_feature = (rot[:, 1:] - eye).reshape(b, -1)
-        tips = (self._tip_template[side]
-                + torch.einsum("btck,bk->btc", self._tip_shapedirs[side], betas)
-                + torch.einsum("bf,bftc->btc", pose_feature, self._tip_posedirs[side]))
-        t = torch.einsum("btj,bjmn->btmn", self._tip_weights[side], rel)
-        tips = (t[..., :3, :3] @ tips.unsqueeze(-1)).squeeze(-1) + t[..., :3, 3]
-        return torch.cat([joints16, tips], dim=1)[:, self._order]
 
     def faces_for(self, side: int) -> np.ndarray:
         """(F,3) int64 triangles with outward winding for ``side`` (LEFT=0, RIGHT=1)."""

@@ -7,7 +7,7 @@ hand these are a few hundred numbers, where numpy's per-call cost (~1 µs) beats
 whatever the pipeline's device (the full mesh is still posed by ``HandModel`` on the
 device, once per hand).
 
-Forward (the same equations as ``smplx.lbs`` / ``HandModel.forward_joints``; MANO: Romero
+Forward (the same equations as ``smplx.lbs`` / ``HandModel.forward``; MANO: Romero
 et al. 2017, LBS as in SMPL, Loper et al. 2015)::
 
     J      = J_template + S_J β                       rest joints (16, 3)
@@ -80,16 +80,23 @@ class JointKinematics:
     """
 
     def __init__(self, hand_model):
-        def arr(t):
-            return t.detach().cpu().double().numpy()
+        sides = (hand_model.left, hand_model.right)
+        tips = list(hand_model.fingertip_vertex_ids)
+
+        def stack(fn):  # per side, [left, right], float64
+            return np.stack([fn({k: getattr(m, k).detach().cpu().double().numpy() for k in
+                                 ("v_template", "shapedirs", "posedirs", "J_regressor", "lbs_weights")})
+                             for m in sides])
 
         self.parents = hand_model.right.parents.detach().cpu().numpy().astype(np.int64)
-        self.j_template = arr(hand_model._j_template)        # (2, 16, 3)   [left, right]
-        self.j_shapedirs = arr(hand_model._j_shapedirs)      # (2, 16, 3, 10)
-        self.tip_template = arr(hand_model._tip_template)    # (2, 5, 3)
-        self.tip_shapedirs = arr(hand_model._tip_shapedirs)  # (2, 5, 3, 10)
-        self.tip_posedirs = arr(hand_model._tip_posedirs)    # (2, 135, 5, 3)
-        self.tip_weights = arr(hand_model._tip_weights)      # (2, 5, 16)
+        # the joint regressor applied to the template and the shape space (it is linear), and
+        # the 5 fingertip vertices' template, blend shapes and skinning weights
+        self.j_template = stack(lambda m: m["J_regressor"] @ m["v_template"])             # (2, 16, 3)
+        self.j_shapedirs = stack(lambda m: np.einsum("jv,vck->jck", m["J_regressor"], m["shapedirs"]))  # (2, 16, 3, 10)
+        self.tip_template = stack(lambda m: m["v_template"][tips])                         # (2, 5, 3)
+        self.tip_shapedirs = stack(lambda m: m["shapedirs"][tips])                         # (2, 5, 3, 10)
+        self.tip_posedirs = stack(lambda m: m["posedirs"].reshape(len(m["posedirs"]), -1, 3)[:, tips])  # (2, 135, 5, 3)
+        self.tip_weights = stack(lambda m: m["lbs_weights"][tips])                         # (2, 5, 16)
         n = len(self.parents)
         depth = np.zeros(n, np.int64)
         for j in range(1, n):
