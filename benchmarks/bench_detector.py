@@ -52,15 +52,12 @@ CAMERA_OFFSET = 40
 
 
 def load_frames(path: Path, size, count: int) -> List[np.ndarray]:
+    """Up to ``count`` RGB frames of the video, resized to ``size`` (w, h)."""
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < count:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+    from hand_mesh_ros.frames import FrameSource
+
+    frames = [cv2.resize(f.image, size, interpolation=cv2.INTER_AREA) for f in FrameSource(path, count)]
     if not frames:
         raise SystemExit(f"bench_detector: no frames in {path}")
     return frames

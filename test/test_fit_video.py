@@ -13,7 +13,6 @@ Figures per frame, as a user checks a result:
 Bounds (every frame, all runs): video median of the reprojection <= 2 %, worst frame
 <= 4 %, 3D RMS <= 8 mm; measured on this project's machines: 1.1 % / 3.4 % / 7.0 mm.
 """
-import cv2
 import numpy as np
 import pytest
 
@@ -23,6 +22,7 @@ from hand_mesh_ros.core.detectors import create_detector
 from hand_mesh_ros.core.fit import ManoFitter, _kabsch
 from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.core.types import RIGHT, CameraIntrinsics
+from hand_mesh_ros.frames import FrameSource
 
 VIDEO = "mediapipe_samples/hand_landmarker_test_video.mp4"
 GIVEN = CameraIntrinsics(520.0, 540.0, 318.0, 182.0, 640, 360)    # fx != fy on purpose
@@ -32,14 +32,7 @@ MAX_MEDIAN, MAX_WORST, MAX_RMS = 0.02, 0.04, 0.008
 
 @pytest.fixture(scope="module")
 def frames():
-    cap = cv2.VideoCapture(str(require(HANDS_DATA) / VIDEO))
-    out = []
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
+    out = [f.image for f in FrameSource(require(HANDS_DATA) / VIDEO)]
     assert len(out) == 202
     return out
 

@@ -10,6 +10,7 @@ import torch
 from hand_mesh_ros.core.detectors.mediapipe_torch import MediaPipeTorchHandDetector
 from hand_mesh_ros.core.detectors.mediapipe_torch.models import ModelFilesError
 from hand_mesh_ros.core.types import LEFT, RIGHT
+from hand_mesh_ros.frames import FrameSource
 
 VIDEO = "mediapipe_samples/hand_landmarker_test_video.mp4"
 
@@ -31,19 +32,10 @@ def _rgb(path):
 
 
 @pytest.fixture(scope="module")
-def video_frames(request):
-    from conftest import HANDS_DATA
-    if not (HANDS_DATA / VIDEO).exists():
-        pytest.skip(f"test data not found: {HANDS_DATA / VIDEO}")
-    import cv2
-    cap = cv2.VideoCapture(str(HANDS_DATA / VIDEO))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    return frames
+def video_frames():
+    from conftest import HANDS_DATA, require
+
+    return [f.image for f in FrameSource(require(HANDS_DATA) / VIDEO)]
 
 
 class _Spy(torch.nn.Module):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hand_mesh_ros.core.camera import project
+from hand_mesh_ros.frames import FrameSource
 from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.core.types import LEFT, RIGHT, TRANSLATION_ASSUMED, TRANSLATION_INTRINSICS, CameraIntrinsics
 
@@ -21,17 +22,9 @@ def _rgb(path):
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def video_frames(path, every=20):
-    cap = cv2.VideoCapture(str(path))
-    frames, i = [], 0
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frames.append((i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
-        i += 1
-    cap.release()
-    return frames
+def video_frames(path):
+    """(index, RGB frame) of every frame of a video (``frames.FrameSource``)."""
+    return [(f.index, f.image) for f in FrameSource(path)]
 
 
 def check_hand(name, hand, intr, max_reproj=0.04):
