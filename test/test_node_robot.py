@@ -6,7 +6,6 @@ the node's counters; two-process tests (``python -m hand_mesh_ros.node`` on a pr
 loopback domain) check what a user sees on the graph and in the log. Frames are real hand
 images of ../shared/data/hands, compressed with OpenCV.
 """
-import struct
 import time
 
 import cv2
