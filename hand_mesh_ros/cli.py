@@ -326,6 +326,7 @@ def run(args) -> dict:
         "pipeline_fps": n_frames / process_s if process_s > 0 else 0.0,
         "wall_s": wall_s,
         "fallbacks": dict(pipe.fallbacks),
+        "redetections": pipe.redetections,
         "skipped": dict(pipe.skipped),
     }
     if isinstance(source, BagFrameSource):

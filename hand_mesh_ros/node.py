@@ -608,7 +608,8 @@ class HandMeshNode(Node):
         fixed = [("device", str(self.pipe.device)), ("detector", p.detector), ("regressor", p.regressor),
                  ("hand model", self.pipe.hand_model.name), ("mano model dir", p.mano_model_dir or "-"),
                  ("checkpoint", p.checkpoint or "-"), ("image transport", p.image_transport),
-                 ("frames processed total", str(self.stats["processed"]))]
+                 ("frames processed total", str(self.stats["processed"])),
+                 ("detector re-detections total", str(self.pipe.redetections))]
         return self.diag.reports(fixed, dict(self.pipe.skipped))
 
     def destroy_node(self):

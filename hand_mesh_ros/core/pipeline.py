@@ -35,7 +35,7 @@ from .precision import PRECISIONS
 from .smoothing import HandSmoother
 from .tracking import SMOOTHING, HandTracker, suppress_duplicates
 from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_DEPTH, TRANSLATION_INTRINSICS,
-                    CameraIntrinsics, FrameInput, FrameResult, Hand)
+                    CameraIntrinsics, Detection, FrameInput, FrameResult, Hand)
 
 _LOG = logging.getLogger(__name__)
 
@@ -45,16 +45,20 @@ DEVICES = ("auto", "cpu", "cuda")
 DEPTH_RANGE_M = (0.05, 20.0)
 #: A warning about the same fallback reason is logged at most once per this period [s].
 WARN_THROTTLE_S = 5.0
-#: The detector is asked for this many hands more than ``max_hands`` (when ``max_hands`` >= 2),
-#: so that a duplicate detection cannot push a real hand out before de-duplication (and, in
-#: MediaPipe's tracking mode, keep it out while the duplicate is tracked). Measured on the 2
-#: cores of this project's machines: on hand_landmarker_test_video.mp4 (one hand) MediaPipe
-#: costs the same with 2 or 3 hands asked (14.7 vs 15.0 ms/frame: with fewer hands tracked
-#: than asked it runs palm detection on every frame anyway); with two hands in view (the
-#: video stacked over its mirror image) 3 instead of 2 costs +50 % (11.0 -> 16.6 ms/frame),
-#: since palm detection then also runs while both hands are tracked. With ``max_hands`` 1
-#: nothing is added (MediaPipe, tracking one hand, then skips palm detection: 6.7 ms/frame;
-#: one more would cost 2.2x) and one output slot cannot hold a duplicate and a second hand.
+#: In static-image mode the detector is asked for this many hands more than ``max_hands``
+#: (when ``max_hands`` >= 2), so that a duplicate detection cannot push a real hand out
+#: before de-duplication. Palm detection runs on every image in that mode anyway, so the
+#: extra slot costs a landmark pass only when a further palm is found.
+#:
+#: In tracking (video) mode the detector is asked for ``max_hands`` exactly, and a duplicate
+#: is handled when it happens (``HandMeshPipeline.redetections``): when the detector's
+#: slots were full and de-duplication left fewer than ``max_hands`` hands, the camera's
+#: detector tracking is reset and the same image detected again, from palm detection. One
+#: slot more would cost on every frame: MediaPipe runs its palm detector while it tracks
+#: fewer hands than asked, so with two hands in view 3 asked instead of 2 costs +70 %
+#: (measured on this project's 2-core machines, 640x360 two-hand frames: p50 13.1 ->
+#: 21.9 ms/frame; and MediaPipe asked for 2 gave both hands, no duplicate, in 202 of 202
+#: frames of each two-hand test video). A reset costs 1.6 ms and the next detection ~20 ms more.
 EXTRA_DETECTOR_CANDIDATES = 1
 
 
@@ -185,9 +189,11 @@ class HandMeshPipeline:
         c = config
         #: the detector actually used ("auto" resolved for the device)
         self.detector_name = resolve_detector(c.detector, self.device.type)
-        candidates = c.max_hands + (EXTRA_DETECTOR_CANDIDATES if c.max_hands >= 2 else 0)
+        extra = EXTRA_DETECTOR_CANDIDATES if c.static_image_mode and c.max_hands >= 2 else 0
+        #: hands the detector is asked for per image (see ``EXTRA_DETECTOR_CANDIDATES``)
+        self.detector_max_hands = c.max_hands + extra
         self.detector = create_detector(
-            self.detector_name, max_hands=candidates, min_score=c.min_score, mirrored=c.mirrored,
+            self.detector_name, max_hands=self.detector_max_hands, min_score=c.min_score, mirrored=c.mirrored,
             static_image_mode=c.static_image_mode, model=c.detector_model, device=self.device,
             precision=c.precision, batch_size=c.batch_size)
         self._trackers: Dict[str, HandTracker] = {}
@@ -197,6 +203,9 @@ class HandMeshPipeline:
         #: "distortion_model_unsupported" (image treated as undistorted)
         self.fallbacks: Dict[str, int] = {}
         self._last_warning: Dict[str, float] = {}
+        #: images detected a second time because a duplicate filled the detector's slots
+        #: (tracking mode; see ``EXTRA_DETECTOR_CANDIDATES``)
+        self.redetections = 0
 
     # -- per-camera state ------------------------------------------------------------
     def _tracker(self, camera: str) -> HandTracker:
@@ -242,7 +251,8 @@ class HandMeshPipeline:
         items = [item if isinstance(item, FrameInput) else FrameInput(*item) for item in items]
         checked = [self._check(item.image, item.intrinsics, item.camera) for item in items]
         depths = [self._check_depth(item.depth, intr, item.camera) for item, intr in zip(items, checked)]
-        detections = self.detector.detect_batch([(item.camera, item.image) for item in items])
+        pairs = [(item.camera, item.image) for item in items]
+        detections = self._redetect_duplicates(pairs, self.detector.detect_batch(pairs))
         frames = []
         for item, intr, dets in zip(items, checked, detections):
             stamp = item.stamp if item.stamp is not None else time.monotonic()
@@ -286,6 +296,41 @@ class HandMeshPipeline:
             r.hands.sort(key=lambda h: -h.score)
             r.timings_ms = dict(timings)
         return results
+
+    def _redetect_duplicates(self, pairs: Sequence[Tuple[str, np.ndarray]],
+                             detections: List[List[Detection]]) -> List[List[Detection]]:
+        """Detect again, from palm detection, the images whose detector slots a duplicate
+        filled (tracking mode): all ``detector_max_hands`` slots taken and fewer than
+        ``max_hands`` distinct hands after ``suppress_duplicates``. The camera's detector
+        tracking is reset first, so the duplicate is not tracked on into the next frame.
+
+        Args:
+            pairs: ``(camera key, image)`` as given to ``detect_batch``.
+            detections: its result, one list per pair.
+
+        Returns:
+            ``detections`` with the re-detected images' lists replaced.
+        """
+        c = self.config
+        if c.static_image_mode:
+            return detections
+        redo = []
+        for k, dets in enumerate(detections):
+            if len(dets) >= self.detector_max_hands:
+                kept = suppress_duplicates(dets, c.nms_iou, c.nms_keypoint_distance)
+                if len(kept) < min(len(dets), c.max_hands):
+                    redo.append(k)
+        if not redo:
+            return detections
+        for k in redo:
+            self.detector.reset(pairs[k][0])
+        again = self.detector.detect_batch([pairs[k] for k in redo])
+        self.redetections += len(redo)
+        _LOG.debug("duplicate detections filled the detector's slots: re-detected %d image(s)", len(redo))
+        out = list(detections)
+        for k, dets in zip(redo, again):
+            out[k] = dets
+        return out
 
     def _check(self, image: np.ndarray, intr: Optional[CameraIntrinsics], camera: str) -> CameraIntrinsics:
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

@@ -97,6 +97,11 @@ class MediaPipeHandDetector:
         detections.sort(key=lambda d: -d.score)
         return detections
 
+    def reset(self) -> None:
+        """Forget the tracked hands: MediaPipe's graph starts a new run (its models stay
+        loaded), so the next image goes through palm detection."""
+        self._hands.reset()
+
     def close(self) -> None:
         """Release MediaPipe's graph."""
         self._hands.close()
