@@ -72,7 +72,7 @@ from hand_mesh_ros.core.detectors import DETECTOR_MODELS, DETECTORS
 from hand_mesh_ros.core.pipeline import DEVICES, PRECISIONS, HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.core.tracking import SMOOTHING
 from hand_mesh_ros.core.types import FrameInput
-from hand_mesh_ros.ros import camera_inputs, diagnostics, messages
+from hand_mesh_ros.ros import camera_inputs, dds_profile, diagnostics, messages
 from hand_mesh_ros.ros.camera_info import intrinsics_from_camera_info
 from hand_mesh_ros.ros.camera_inputs import TRANSPORTS, CameraInfoWatch, StampBuffer, transport_topic
 from hand_mesh_ros.ros.diagnostics import CameraTopics, DiagnosticsPublisher, NodeDiagnostics
@@ -639,8 +639,10 @@ def _hand_mesh_array_type():
 def main(args=None) -> int:
     """Console script ``hand_mesh_node``: init, spin until Ctrl-C / shutdown, clean up.
     Returns 2 on a start-up error (bad parameter, missing model file), logged as FATAL."""
+    dds = dds_profile.apply()  # before the first participant (markers and overlays are large)
     rclpy.init(args=args)
     logger = rclpy.logging.get_logger(NODE_NAME)
+    logger.info(dds)
     try:
         node = HandMeshNode()
     except (ValueError, FileNotFoundError, ImportError) as e:

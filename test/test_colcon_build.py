@@ -48,7 +48,8 @@ def test_plain_base_path_misses_nested_msgs_package(colcon_ws):
 
 def test_installed_layout(colcon_ws):
     share = colcon_ws / "hand_mesh_ros" / "share" / "hand_mesh_ros"
-    for rel in ["package.xml", "launch/hands.launch.py", "config/hands.yaml", "config/hands.rviz"]:
+    for rel in ["package.xml", "launch/hands.launch.py", "config/hands.yaml", "config/hands.rviz",
+                "config/fastdds_large_images.xml"]:
         assert (share / rel).is_file(), rel
     lib = colcon_ws / "hand_mesh_ros" / "lib" / "hand_mesh_ros"
     for exe in ["hand_mesh_node", "camera_publisher", "hand-mesh", "hand_mesh_demo"]:

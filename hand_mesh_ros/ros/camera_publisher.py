@@ -18,6 +18,9 @@ waits until ``--wait-subscribers`` subscriptions (default 1) match ``image`` (an
 ``camera_info``), for at most ``--wait-timeout`` s. Exits after the last frame (or after
 ``--max-frames`` frames), unless ``--loop``.
 
+DDS: the shipped Fast DDS profile for large messages is applied unless you set your own
+(``ros.dds_profile``).
+
 Example: ``camera_publisher video.mp4 --rate 15 --loop``.
 """
 from __future__ import annotations
@@ -95,9 +98,13 @@ def main(argv=None) -> int:
         print(f"camera_publisher: --rate must be > 0, got {rate}", file=sys.stderr)
         return 2
 
+    from hand_mesh_ros.ros import dds_profile
+
+    dds = dds_profile.apply()  # the sender's segment carries the images
     rclpy.init(args=argv)
     node = Node("camera_publisher")
     log = node.get_logger()
+    log.info(dds)
     qos = QoSProfile(depth=5)
     if args.transport == "compressed":
         topic = node.resolve_topic_name("image") + "/compressed"  # image_transport's name, after remapping
