@@ -44,7 +44,7 @@ def test_applied_when_nothing_else_is_chosen():
 
 @pytest.mark.parametrize("env, reason", [
     ({VAR: "/my/profile.xml"}, "/my/profile.xml"),
-    ({VAR: ""}, "is set"),                                   # empty: Fast DDS's defaults, chosen
+    ({VAR: ""}, "Fast DDS's defaults"),                      # empty: Fast DDS's defaults, chosen
     ({"FASTRTPS_DEFAULT_PROFILES_FILE": "/old.xml"}, "/old.xml"),
     ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, "not Fast DDS"),
 ])

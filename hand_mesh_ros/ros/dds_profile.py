@@ -74,7 +74,8 @@ def choose(environ: MutableMapping[str, str], shm_free: Optional[int] = None) ->
     """
     for var in PROFILE_VARIABLES:
         if var in environ:
-            return None, f"{var} is set ({environ[var]!r}): that profile is used"
+            return None, (f"{var} is set ({environ[var]!r}): that profile is used" if environ[var] else
+                          f"{var} is set and empty: Fast DDS's defaults (512 kB shared-memory segments)")
     rmw = environ.get("RMW_IMPLEMENTATION", "")
     if rmw not in FASTDDS_RMWS:
         return None, f"RMW_IMPLEMENTATION={rmw}: not Fast DDS"
