@@ -26,7 +26,9 @@ image topic, or that cannot be read (e.g. truncated) is an error.
 or Foxglove; an existing path is an error unless ``--overwrite``.
 
 ``--camera-info`` reads the intrinsics and lens distortion from a camera_calibration YAML
-(``~/.ros/camera_info/<camera>.yaml``); the input is then the raw (distorted) image.
+(``~/.ros/camera_info/<camera>.yaml``); the input is then the raw (distorted) image, or
+with ``--rectified`` a rectified one (``image_rect``: the CameraInfo's ``P``, no distortion,
+also for a bag's CameraInfo).
 ``--depth`` gives a depth frame registered to each colour frame, paired by index
 (``depth_frames.DepthSource``: a folder of 16-bit PNG / TIFF in millimetres or ``.npy`` in
 metres, sorted by name, or a 16-bit lossless video in millimetres); hands are then placed
@@ -114,7 +116,7 @@ def _intrinsics_from_args(args, width: int, height: int):
         if args.fx is not None or args.fy is not None:
             raise InputError("give either --camera-info or --fx/--fy, not both")
         try:
-            k = load_camera_info_yaml(args.camera_info)
+            k = load_camera_info_yaml(args.camera_info, rectified=args.rectified)
         except (FileNotFoundError, ValueError) as e:
             raise InputError(str(e)) from e
         if k is not None and (k.width, k.height) != (width, height):
@@ -250,7 +252,8 @@ def run(args) -> dict:
                 k_args = _intrinsics_from_args(args, w, h)
             k = k_args
             if k is None and getattr(frame, "camera_info", None) is not None:
-                k = intrinsics_from_camera_info(frame.camera_info)  # the bag's, lens distortion included
+                # the bag's, lens distortion included (P, none, for rectified images)
+                k = intrinsics_from_camera_info(frame.camera_info, rectified=args.rectified)
             depth = None
             if depth_frames is not None:
                 depth = next(depth_frames, None)
@@ -369,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cy", type=float, help="default: image centre")
     g.add_argument("--camera-info", default="", help="camera_calibration YAML: intrinsics and lens distortion "
                                                      "(instead of --fx/--fy/--cx/--cy)")
+    g.add_argument("--rectified", action="store_true", help="the images are rectified (image_rect): intrinsics "
+                                                            "from the CameraInfo's P (--camera-info or the bag's), "
+                                                            "no lens distortion")
     p.add_argument("--depth", default="", help="registered depth per colour frame: folder of 16-bit PNG/TIFF [mm] "
                                                "or .npy [m], one such file, or a 16-bit lossless video [mm]")
     p.add_argument("--mano-model-dir", default="", help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl "

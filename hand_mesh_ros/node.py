@@ -175,6 +175,8 @@ PARAMETERS = {
                            "camera info of topic T on <namespace of T>/camera_info")),
     "mirrored": (False, _desc("images are mirrored (selfie view): swap left/right", _B)),
     "use_camera_info": (True, _desc("use CameraInfo intrinsics; false = assumed 60 deg HFOV", _B)),
+    "image_rectified": (False, _desc("the images are rectified (image_rect from image_proc): intrinsics from "
+                                     "CameraInfo P, no lens distortion; false = raw images, K and D", _B)),
     "input_reliability": ("best_effort", _desc(
         "QoS reliability of the image / camera_info subscriptions (depth 1, keep last)", _S,
         "one of best_effort (sensor-data QoS, matches every publisher), reliable (only reliable "
@@ -228,6 +230,7 @@ class NodeParams:
     image_topics: List[str]
     mirrored: bool
     use_camera_info: bool
+    image_rectified: bool
     input_reliability: str
     sync_slop: float
     image_transport: str
@@ -528,7 +531,8 @@ class HandMeshNode(Node):
         rgb = to_rgb(image)
         if info is None:
             return rgb, None
-        intr = intrinsics_from_camera_info(info)  # K, D, distortion_model; None if uncalibrated
+        # K, D, distortion_model (P, no distortion for rectified images); None if uncalibrated
+        intr = intrinsics_from_camera_info(info, rectified=self.params.image_rectified)
         # the decoded size: a CompressedImage has no width / height fields
         if intr is not None and (intr.width, intr.height) != (rgb.shape[1], rgb.shape[0]):
             raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but its CameraInfo says "

@@ -28,7 +28,7 @@ STRING_PARAMETERS = ("detector", "detector_model", "regressor", "device", "mano_
                      "precision", "tf_prefix", "smoothing", "input_reliability", "image_transport")
 #: node parameters whose launch argument is read as YAML (int, double, bool, string list).
 YAML_PARAMETERS = ("batch_size", "max_hands", "min_score", "publish_faces", "publish_markers",
-                   "publish_overlay", "image_topics", "mirrored", "use_camera_info", "sync_slop",
+                   "publish_overlay", "image_topics", "mirrored", "use_camera_info", "image_rectified", "sync_slop",
                    "smoothing_min_cutoff", "smoothing_beta", "track_max_missed", "side_hysteresis",
                    "nms_iou", "nms_keypoint_distance", "camera_info_timeout", "require_camera_info",
                    "use_depth", "depth_wait", "depth_topics")
@@ -50,6 +50,7 @@ DESCRIPTIONS = {
     "nms_keypoint_distance": "keypoint distance making two detections one hand [box diagonals]",
     "image_transport": "raw | compressed", "depth_topics": "YAML list of depth topics (with image_topics)",
     "camera_info_timeout": "seconds of images without CameraInfo before assuming intrinsics",
+    "image_rectified": "true = rectified images (image_rect): CameraInfo P, no distortion",
     "depth_wait": "longest a colour frame waits for its depth [s] (0 = never)",
 }
 

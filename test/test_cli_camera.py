@@ -106,3 +106,24 @@ def test_camera_info_errors(hands_data, tmp_path, capsys):
     assert cli.main(["run", "--input", str(img), "--output", str(tmp_path / "o"), "--camera-info", str(wrong),
                      "--fx", "500"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_rectified_takes_the_projection_matrix(hands_data, tmp_path):
+    """``--rectified`` with a calibration YAML that has a lens and a rectified P: the frame's
+    intrinsics are P's, with no distortion; without it K and D."""
+    img = hands_data / "mediapipe_samples" / "thumbs-up.png"
+    h, w = cv2.imread(str(img)).shape[:2]
+    d = (-0.05, 0.01, 0.0, 0.0, 0.0)
+    path = _yaml(tmp_path, w, h, 0.9 * w, d)
+    f_rect = 0.8 * w
+    path.write_text(path.read_text() + "projection_matrix: {rows: 3, cols: 4, data: "
+                    f"[{f_rect}, 0, {w / 2 + 4}, 0, 0, {f_rect}, {h / 2 - 2}, 0, 0, 0, 1, 0]}}\n")
+    for flag, out in (([], "raw"), (["--rectified"], "rect")):
+        assert cli.main(["run", "--input", str(img), "--output", str(tmp_path / out), "--camera-info", str(path),
+                         "--no-overlay", *flag]) == 0
+    raw, rect = (_frames(tmp_path / o)[0] for o in ("raw", "rect"))
+    assert raw["intrinsics"]["fx"] == pytest.approx(0.9 * w) and raw["intrinsics"]["distortion"] == list(d)
+    k = rect["intrinsics"]
+    assert (k["fx"], k["fy"], k["cx"], k["cy"]) == pytest.approx((f_rect, f_rect, w / 2 + 4, h / 2 - 2))
+    assert not any(k["distortion"] or [])
+    assert len(rect["hands"]) == 1 and rect["hands"][0]["translation_source"] == "intrinsics"

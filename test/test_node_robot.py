@@ -395,3 +395,30 @@ def test_use_sim_time_stamps_from_the_bag_clock(tmp_path, hand_rgb):
         diag = [a for a in listener.diagnostics if a.header.stamp.sec >= 1000]
         assert all(1000 <= a.header.stamp.sec < 1010 for a in diag)
         assert all(a.header.stamp.sec < 10 ** 6 for a in listener.diagnostics)  # never the wall clock
+
+
+@pytest.mark.parametrize("rectified", [False, True])
+def test_image_rectified_takes_p_and_no_distortion(hand_rgb, rectified):
+    """A CameraInfo with a lens (K, plumb_bob D) and the rectified camera P, as image_proc's
+    image_rect shares it: image_rectified false uses K and D, true uses P and no distortion;
+    the hand is placed either way."""
+    g = Recorded([Parameter("image_rectified", value=rectified)])
+    try:
+        ipub, cpub = g.publisher(Image, "/image"), g.publisher(CameraInfo, "/camera_info")
+        h, w = hand_rgb.shape[:2]
+        img = _img_msg(hand_rgb, time.time_ns())
+        info = CameraInfo(header=img.header, width=w, height=h, distortion_model="plumb_bob")
+        info.k = [600.0, 0.0, w / 2, 0.0, 600.0, h / 2, 0.0, 0.0, 1.0]
+        info.d = [-0.2, 0.05, 0.001, -0.001, 0.0]
+        info.p = [560.0, 0.0, w / 2 - 3, 0.0, 0.0, 565.0, h / 2 + 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ipub.publish(img)
+        cpub.publish(info)
+        res = g.result_of(_ns(img.header.stamp))
+        k = g.item_of(_ns(img.header.stamp)).intrinsics
+        if rectified:
+            assert (k.fx, k.fy, k.cx, k.cy) == (560.0, 565.0, w / 2 - 3, h / 2 + 2) and not k.is_distorted
+        else:
+            assert (k.fx, k.fy) == (600.0, 600.0) and k.is_distorted and k.distortion_model == "plumb_bob"
+        assert len(res.hands) == 1 and res.hands[0].translation_source == TRANSLATION_INTRINSICS
+    finally:
+        g.close()
