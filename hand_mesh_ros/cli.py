@@ -69,6 +69,7 @@ from hand_mesh_ros.core.types import (SIDE_NAMES, TRANSLATION_ASSUMED, TRANSLATI
                                       CameraIntrinsics)
 from hand_mesh_ros.frames import FrameSource, InputError
 from hand_mesh_ros.ros.camera_info import intrinsics_from_camera_info
+from hand_mesh_ros.ros.messages import primary_flags
 
 DEFAULT_FRAME_ID = "camera_color_optical_frame"
 
@@ -80,11 +81,13 @@ def _list(a) -> list:
     return np.asarray(a, np.float64).round(6).tolist()
 
 
-def hand_record(hand) -> dict:
-    """JSON-ready dict of one ``types.Hand`` (lists of floats; units as in ``Hand``)."""
+def hand_record(hand, primary: Optional[bool] = None) -> dict:
+    """JSON-ready dict of one ``types.Hand`` (lists of floats; units as in ``Hand``);
+    ``primary`` as ``HandMesh.primary`` (default ``hand.primary``)."""
     return {
         "side": SIDE_NAMES.get(int(hand.side), str(hand.side)),
         "track_id": int(hand.track_id),
+        "primary": bool(hand.primary if primary is None else primary),
         "score": float(hand.score),
         "bbox": _list(hand.bbox),
         "keypoints_2d": _list(hand.keypoints_2d),
@@ -287,8 +290,8 @@ def run(args) -> dict:
             if getattr(frame, "stamp_ns", None) or stamp is not None:  # the stamp of the messages
                 record["stamp_ns"] = int(stamp if stamp is not None else frame.stamp_ns)
                 record["frame_id"] = header.frame_id if header is not None else frame.frame_id
-            for hand in res.hands:
-                rec = hand_record(hand)
+            for hand, primary in zip(res.hands, primary_flags(res.hands)):
+                rec = hand_record(hand, primary)
                 mesh_name = f"{name}_{rec['side']}_{int(hand.track_id)}.{args.mesh_format}"
                 faces = np.asarray(pipe.hand_model.faces_for(hand.side), np.int64)
                 trimesh.Trimesh(np.asarray(hand.vertices, np.float64), faces, process=False).export(

@@ -143,7 +143,7 @@ def test_bag_in_bag_out_every_field(tmp_path, video_frames):
         [raw for _, _, raw in inputs["/camera/color/image_raw"]]
 
     frames = [json.loads(f.read_text()) for f in sorted((tmp_path / "out" / "frames").glob("*.json"))]
-    n_checked = 0
+    n_checked = n_primary = 0
     for (log_t, arr, _), rec in zip(topics["/hands/mesh"], frames):
         stamp = T0 + rec["frame"] * 40_000_000
         assert rec["stamp_ns"] == stamp and log_t == stamp + 5_000_000  # the image's stamp / log time
@@ -154,6 +154,8 @@ def test_bag_in_bag_out_every_field(tmp_path, video_frames):
         for h, r in zip(arr.hands, rec["hands"]):
             assert h.header.stamp == arr.header.stamp and h.header.frame_id == FRAME_ID
             assert h.side == {"left": 0, "right": 1}[r["side"]] and h.track_id == r["track_id"]
+            assert h.primary is r["primary"]
+            n_primary += h.primary
             assert h.score == pytest.approx(r["score"], abs=1e-6)
             for field, n in (("bbox", 4), ("keypoints_2d", 42), ("joints", 63), ("global_orient", 3),
                              ("hand_pose", 45), ("betas", 10)):
@@ -177,7 +179,7 @@ def test_bag_in_bag_out_every_field(tmp_path, video_frames):
             assert h.translation_source == SOURCES[r["translation_source"]] == 1  # the bag's CameraInfo
             assert h.hand_model == r["hand_model"]
             n_checked += 1
-    assert n_checked >= 6
+    assert n_checked >= 6 and n_primary == n_checked  # one hand per frame: its side's primary
 
     tf = topics["/tf"][-1][1]
     last = frames[-1]["hands"][0]

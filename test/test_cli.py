@@ -12,7 +12,7 @@ import trimesh
 from hand_mesh_ros import cli
 
 REPO = Path(__file__).resolve().parents[1]
-HAND_FIELDS = {"side", "track_id", "score", "bbox", "keypoints_2d", "joints", "global_orient", "hand_pose",
+HAND_FIELDS = {"side", "track_id", "primary", "score", "bbox", "keypoints_2d", "joints", "global_orient", "hand_pose",
                "betas", "transl", "translation_source", "hand_model", "mesh_file"}
 
 

@@ -264,3 +264,15 @@ def test_tf_names_follow_the_primary_flag_only():
     names = messages.hand_frame_prefixes([_hand(RIGHT, 0.9, 3, primary=True), _hand(RIGHT, 0.8, 4, primary=True),
                                           _hand(LEFT, 0.8, 6, primary=True)], "h_")
     assert names == ["h_right", "h_right_4", "h_left"]
+
+
+def test_hand_mesh_primary_matches_the_tf_names():
+    """``HandMesh.primary`` is true exactly for the hands whose TF frames are
+    ``<prefix><side>``: one per side at most, none for a side without a primary track."""
+    hands = [_hand(RIGHT, 0.9, 8), _hand(RIGHT, 0.7, 5, primary=True), _hand(RIGHT, 0.6, 9, primary=True),
+             _hand(LEFT, 0.6, 2), _hand(LEFT, 0.5, 3, primary=True)]
+    msg = messages.hand_mesh_array(hands, _header())
+    names = messages.hand_frame_prefixes(hands, "hand_")
+    assert [m.primary for m in msg.hands] == [False, True, False, False, True]
+    assert [n in ("hand_right", "hand_left") for n in names] == [m.primary for m in msg.hands]
+    assert [m.primary for m in messages.hand_mesh_array(hands[:1] + hands[3:4], _header()).hands] == [False, False]

@@ -64,13 +64,15 @@ def _u32_seq(values) -> array.array:
     return array.array("I", np.ascontiguousarray(a.astype(np.uint32).reshape(-1)).tobytes())
 
 
-def hand_mesh(hand: Hand, header, faces: Optional[np.ndarray] = None):
+def hand_mesh(hand: Hand, header, faces: Optional[np.ndarray] = None, primary: Optional[bool] = None):
     """One ``hand_mesh_msgs/HandMesh``.
 
     Args:
         hand: pipeline output, camera optical frame [m].
         header: ``std_msgs/Header`` of the source image (copied as is).
         faces: (F, 3) int vertex indices to publish, or None to leave ``faces`` empty.
+        primary: ``HandMesh.primary`` (default ``hand.primary``; ``hand_mesh_array``
+            passes ``primary_flags`` of the image's hands, so that it matches the TF names).
 
     ``wrist_pose.position`` = ``joints[0]``; ``joint_orientations`` = the 21 joint frames
     ``joint_rotations`` as quaternions ``x, y, z, w``; ``wrist_pose.orientation`` = the
@@ -82,6 +84,7 @@ def hand_mesh(hand: Hand, header, faces: Optional[np.ndarray] = None):
     m.header = header
     m.side = int(hand.side)
     m.track_id = int(hand.track_id)
+    m.primary = bool(hand.primary if primary is None else primary)
     m.score = float(hand.score)
     m.bbox = _f32(hand.bbox, 4)
     m.keypoints_2d = _f32(hand.keypoints_2d, 42)
@@ -118,7 +121,8 @@ def hand_mesh_array(hands: Sequence[Hand], header, faces_for: Optional[Callable[
 
     msg = HandMeshArray()
     msg.header = header
-    msg.hands = [hand_mesh(h, header, faces_for(h.side) if faces_for is not None else None) for h in hands]
+    msg.hands = [hand_mesh(h, header, faces_for(h.side) if faces_for is not None else None, primary)
+                 for h, primary in zip(hands, primary_flags(hands))]
     return msg
 
 
@@ -195,19 +199,25 @@ def marker_array(hands: Sequence[Hand], header, faces_for: Callable[[int], np.nd
     return out
 
 
+def primary_flags(hands: Sequence[Hand]) -> List[bool]:
+    """Per hand (same order): it is its side's primary hand, i.e. flagged ``primary`` and
+    the first so flagged of its side (at most one per side). ``HandMesh.primary``."""
+    taken = set()
+    flags = []
+    for h in hands:
+        flags.append(bool(h.primary) and int(h.side) not in taken)
+        if flags[-1]:
+            taken.add(int(h.side))
+    return flags
+
+
 def hand_frame_prefixes(hands: Sequence[Hand], tf_prefix: str = "hand_") -> List[str]:
     """TF frame prefix of each hand (same order as ``hands``): ``{tf_prefix}{side}`` for the
-    hand flagged ``primary`` (the first one if several of a side are), else
-    ``{tf_prefix}{side}_{track_id}``."""
-    taken = set()
+    side's primary hand (``primary_flags``), else ``{tf_prefix}{side}_{track_id}``."""
     names = []
-    for h in hands:
+    for h, primary in zip(hands, primary_flags(hands)):
         side = SIDE_NAMES.get(int(h.side), str(int(h.side)))
-        if h.primary and side not in taken:
-            taken.add(side)
-            names.append(f"{tf_prefix}{side}")
-        else:
-            names.append(f"{tf_prefix}{side}_{int(h.track_id)}")
+        names.append(f"{tf_prefix}{side}" if primary else f"{tf_prefix}{side}_{int(h.track_id)}")
     return names
 
 
