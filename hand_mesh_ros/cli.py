@@ -238,6 +238,10 @@ def run(args) -> dict:
         min_score=args.min_score, mano_model_dir=args.mano_model_dir or "", checkpoint=args.checkpoint or "",
         smoothing=args.smoothing, mirrored=args.mirrored, static_image_mode=not source.is_video,
         precision=args.precision, batch_size=args.batch_size,
+        # given ones only: the defaults are PipelineConfig's (the node's)
+        **{k: v for k, v in (("smoothing_min_cutoff", args.smoothing_min_cutoff),
+                             ("smoothing_beta", args.smoothing_beta), ("track_max_missed", args.track_max_missed),
+                             ("side_hysteresis", args.side_hysteresis)) if v is not None},
     )
     pipe = HandMeshPipeline(cfg)
     bag_out = _BagOutput(args, source, pipe.hand_model.faces_for) if args.output_bag else None
@@ -396,7 +400,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", help="hamer, mediapipe_torch: auto | fp32 | bf16 | fp16")
     p.add_argument("--batch-size", type=int, default=8, help="hand crops per forward")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--smoothing", default="none")
+    t = p.add_argument_group("tracking and smoothing (videos and bags; the node's parameters of the same names)")
+    t.add_argument("--smoothing", default="none", help="none | one_euro")
+    t.add_argument("--smoothing-min-cutoff", type=float, help="One Euro cutoff at rest [Hz] (default 2; lower = "
+                                                              "less jitter, more lag)")
+    t.add_argument("--smoothing-beta", type=float, help="One Euro speed coefficient (default 0.5)")
+    t.add_argument("--track-max-missed", type=int, help="frames a track keeps its id while its hand is not seen "
+                                                        "(default 5)")
+    t.add_argument("--side-hysteresis", type=int, help="consecutive frames of the other side label to change a "
+                                                       "track's side (default 10)")
     return parser
 
 

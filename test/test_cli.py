@@ -186,3 +186,27 @@ def test_hamer_regressor_on_test5(hands_data, golden_hamer, tmp_path):
         check_hand_record(rec, out)
         assert rec["hand_model"] == "mano" and rec["num_vertices"] == 778
         assert rec["translation_source"] == "intrinsics"
+
+
+def test_video_tracking_and_smoothing_flags(hands_data, tmp_path, capsys):
+    """``--smoothing one_euro --smoothing-min-cutoff 0.5`` steadies the published joints of
+    the video (less frame-to-frame acceleration than unsmoothed); a value out of range is a
+    one-line error naming the parameter."""
+    from hand_mesh_ros.core.smoothing import joint_accelerations
+
+    video = hands_data / "mediapipe_samples" / "hand_landmarker_test_video.mp4"
+    runs = {}
+    for name, flags in (("raw", []), ("smooth", ["--smoothing", "one_euro", "--smoothing-min-cutoff", "0.5",
+                                                 "--smoothing-beta", "0.2", "--track-max-missed", "3",
+                                                 "--side-hysteresis", "5"])):
+        out = tmp_path / name
+        assert cli.main(["run", "--input", str(video), "--output", str(out), "--max-frames", "40",
+                         "--no-overlay", *flags]) == 0
+        _, frames = load_frames(out)
+        runs[name] = np.array([fr["hands"][0]["joints"] for fr in frames], np.float64)
+    raw, smooth = (joint_accelerations(runs[k]).mean() for k in ("raw", "smooth"))
+    assert smooth < 0.6 * raw, (raw, smooth)
+    capsys.readouterr()
+    assert cli.main(["run", "--input", str(video), "--output", str(tmp_path / "bad"), "--max-frames", "2",
+                     "--smoothing-min-cutoff", "-1"]) == 1
+    assert "smoothing_min_cutoff" in capsys.readouterr().err
