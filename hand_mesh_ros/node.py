@@ -391,6 +391,8 @@ class HandMeshNode(Node):
         self._info_watch = {c.key: CameraInfoWatch(p.camera_info_timeout) for c in self.cameras}
         self._depth = {c.key: StampBuffer(SYNC_QUEUE_SIZE, p.sync_slop) for c in self.cameras if c.depth}
         self.diag = NodeDiagnostics(self.cameras, DIAGNOSTICS_WINDOW_S, STALE_AFTER_S, p.use_depth)
+        # first-call costs (MediaPipe's graph per camera: ~0.45 s) paid now, not on the first frame
+        warm_s = self.pipe.warm_up([c.key for c in self.cameras])
         self._subs = []  # keep subscriptions / synchronizers alive
         for cam in self.cameras:
             self._subscribe_camera(cam)
@@ -403,7 +405,7 @@ class HandMeshNode(Node):
         self.get_logger().info(
             f"ready: hand model '{self.pipe.hand_model.name}', detector '{self.pipe.detector_name}', regressor "
             f"'{p.regressor}', device {self.pipe.device}, cameras {[c.image for c in self.cameras]} "
-            f"({p.image_transport}), sync via "
+            f"({p.image_transport}; warmed up in {warm_s:.2f} s), sync via "
             f"{'message_filters' if HAVE_MESSAGE_FILTERS else 'StampPairSynchronizer'}, tf via "
             f"{'tf2_ros' if HAVE_TF2_ROS else 'TFMessage publisher'}, /diagnostics via {self._diag_pub.via}")
 

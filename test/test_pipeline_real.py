@@ -130,3 +130,23 @@ def test_bad_input_clear_errors(static_pipe, image, intr, match):
 def test_invalid_config_names_parameter(field, value, match):
     with pytest.raises(ValueError, match=match):
         HandMeshPipeline(PipelineConfig(**{field: value}))
+
+
+def test_warm_up_builds_the_graphs_and_changes_no_result(hands_data):
+    """``warm_up`` builds each camera's MediaPipe graph and runs the fit once; afterwards the
+    cameras track nothing yet, and the video's first frames give the same hands as a
+    pipeline that was not warmed up."""
+    frames = [f.image for f in FrameSource(str(hands_data / "mediapipe_samples/hand_landmarker_test_video.mp4"), 3)]
+    cold, warm = HandMeshPipeline(PipelineConfig()), HandMeshPipeline(PipelineConfig())
+    try:
+        assert warm.warm_up(["cam0", "cam1", "cam0"]) > 0
+        assert set(warm.detector._by_camera) == {"cam0", "cam1"}
+        for i, img in enumerate(frames):
+            a = cold.process(img, None, camera="cam0", stamp=i / 25).hands
+            b = warm.process(img, None, camera="cam0", stamp=i / 25).hands
+            assert len(a) == len(b) == 1 and a[0].track_id == b[0].track_id == 1
+            np.testing.assert_allclose(a[0].keypoints_2d, b[0].keypoints_2d, atol=1e-3)
+            np.testing.assert_allclose(a[0].joints, b[0].joints, atol=1e-4)
+    finally:
+        cold.close()
+        warm.close()
