@@ -57,3 +57,17 @@ def test_installed_layout(colcon_ws):
     assert (colcon_ws / "hand_mesh_ros" / "share" / "ament_index" / "resource_index" / "packages" / "hand_mesh_ros").is_file()
     msgs_py = list((colcon_ws / "hand_mesh_msgs").glob("lib/python3*/site-packages/hand_mesh_msgs/msg/_hand_mesh.py"))
     assert msgs_py, "generated Python messages missing"
+
+
+def test_installed_node_finds_the_fast_dds_profile(colcon_ws):
+    """With the install's ament prefix (as ``source install/setup.bash`` sets it), the node's
+    profile lookup (``ros.dds_profile.profile_path``) finds the XML in the install's share."""
+    site = next((colcon_ws / "hand_mesh_ros").glob("lib/python3*/site-packages"))
+    env = dict(os.environ, AMENT_PREFIX_PATH=f"{colcon_ws / 'hand_mesh_ros'}:{VENV}",
+               PYTHONPATH=f"{site}:{os.environ.get('PYTHONPATH', '')}")
+    out = subprocess.run([sys.executable, "-c", "from hand_mesh_ros.ros import dds_profile; "
+                          "print(dds_profile.profile_path())"], env=env, cwd=colcon_ws,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == colcon_ws / "hand_mesh_ros" / "share" / "hand_mesh_ros" / "config" / \
+        "fastdds_large_images.xml"
