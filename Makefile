@@ -7,9 +7,13 @@ export HAND_MESH_VENV := $(VENV)
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 INPUT ?= ../shared/data/hands/mediapipe_samples/hand_landmarker_test_video.mp4
 
-.PHONY: setup test demo bench bench-hamer bench-tracking bench-latency bench-detector clean
+.PHONY: setup params test demo bench bench-hamer bench-tracking bench-latency bench-detector clean
 setup:
 	bash scripts/setup_env.sh
+
+# config/hands.yaml and the README's parameter table, written from hand_mesh_ros/config.py
+params: setup
+	$(PY) -m hand_mesh_ros.config $(CURDIR)
 
 test: setup
 	$(PY) -m pytest -q test $(PYTEST_ARGS)

@@ -31,7 +31,10 @@ from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from hand_mesh_ros import node as node_mod  # noqa: E402
+from hand_mesh_ros.ros import publishers as publishers_mod  # noqa: E402
+from hand_mesh_ros.config import PARAMETERS, NodeParams  # noqa: E402
 from hand_mesh_ros.core.types import JOINT_NAMES, RIGHT  # noqa: E402
+from hand_mesh_ros.ros.camera_inputs import Frame  # noqa: E402
 from hand_mesh_ros.ros.camera_publisher import camera_info_msg  # noqa: E402
 from hand_mesh_ros.ros.image_conversion import rgb_to_image  # noqa: E402
 
@@ -86,7 +89,7 @@ def test_invalid_parameter_names_it_and_allowed_values(ctx, name, value, allowed
 
 def test_invalid_detector_or_regressor_from_pipeline_config(ctx):
     _init(ctx)
-    with pytest.raises(ValueError, match=r"parameter 'regressor': 'nope' is not one of \['fit'"):
+    with pytest.raises(ValueError, match=r"parameter 'regressor': 'nope' is not allowed; allowed: one of fit, hamer"):
         node_mod.HandMeshNode(context=ctx, parameter_overrides=[Parameter("regressor", value="nope")])
     with pytest.raises(ValueError, match=r"parameter 'detector': 'nope'"):
         node_mod.HandMeshNode(context=ctx, parameter_overrides=[Parameter("detector", value="nope")])
@@ -101,7 +104,7 @@ def test_main_exits_with_error_on_bad_parameter():
 
 
 def test_camera_topics():
-    p = node_mod.NodeParams(**{k: None for k in node_mod.NodeParams.__dataclass_fields__})
+    p = NodeParams()
     p.image_topics, p.use_camera_info, p.use_depth = [], True, False
     topics = lambda: [(c.image, c.camera_info, c.depth) for c in node_mod.camera_topics(p)]  # noqa: E731
     assert topics() == [("image", "camera_info", "")]
@@ -136,7 +139,7 @@ def yaml_node():
 
 def test_yaml_has_every_parameter_and_loads(yaml_node):
     conf = yaml.safe_load(YAML_PATH.read_text())["hand_mesh_node"]["ros__parameters"]
-    assert set(conf) == set(node_mod.PARAMETERS)
+    assert list(conf) == [p.name for p in PARAMETERS]
     for name, value in conf.items():
         got = getattr(yaml_node.params, name)
         assert got == value and type(got) is type(value), name
@@ -178,17 +181,16 @@ def _call_name(call: ast.Call) -> str:
 
 def test_launch_declares_every_parameter_remapping_and_rviz():
     launch = _load_launch_module()
-    per_param = launch.STRING_PARAMETERS + launch.YAML_PARAMETERS
-    assert sorted(per_param) == sorted(node_mod.PARAMETERS)  # every parameter, once
     tree = ast.parse(LAUNCH_PATH.read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     fixed = {c.args[0].value for c in calls
              if _call_name(c) == "DeclareLaunchArgument" and isinstance(c.args[0], ast.Constant)}
     assert fixed == {"image", "camera_info", "depth", "params_file", "rviz", "respawn", "respawn_delay"}
-    # one DeclareLaunchArgument(n, default_value="") per parameter name
+    # one DeclareLaunchArgument(p.name, default_value="") per entry of the parameter table
     comps = [c for c in ast.walk(tree) if isinstance(c, ast.ListComp)
              and _call_name(c.elt) == "DeclareLaunchArgument"]
-    assert len(comps) == 1 and ast.unparse(comps[0].generators[0].iter) == "STRING_PARAMETERS + YAML_PARAMETERS"
+    assert len(comps) == 1 and ast.unparse(comps[0].generators[0].iter) == "PARAMETERS"
+    assert ast.unparse(comps[0].elt.args[0]) == "p.name" and launch.PARAMETERS is PARAMETERS
     assert [ast.literal_eval(k.value) for k in comps[0].elt.keywords if k.arg == "default_value"] == [""]
     src = LAUNCH_PATH.read_text()
     assert '("image", LaunchConfiguration("image")' in src and '"hands.rviz"' in src
@@ -205,7 +207,7 @@ def test_launch_declares_every_parameter_remapping_and_rviz():
 def test_launch_arguments_override_only_when_given(ctx):
     """Empty launch arguments keep the params file's values; given ones reach the node typed."""
     launch = _load_launch_module()
-    assert launch.parameter_overrides({n: "" for n in node_mod.PARAMETERS}) == {}
+    assert launch.launch_overrides({p.name: "" for p in PARAMETERS}) == {}
     given = {"detector": "mediapipe", "regressor": "fit", "device": "cpu", "batch_size": "4",
              "max_hands": "1", "min_score": "1", "mano_model_dir": "", "checkpoint": "", "precision": "fp32",
              "tf_prefix": "h1_", "smoothing": "one_euro", "input_reliability": "reliable",
@@ -216,7 +218,7 @@ def test_launch_arguments_override_only_when_given(ctx):
              "nms_keypoint_distance": "0.1", "image_transport": "compressed",
              "camera_info_timeout": "3", "require_camera_info": "true", "use_depth": "true",
              "depth_topics": "['/cam0/depth', '/cam1/depth']"}
-    over = launch.parameter_overrides(given)
+    over = launch.launch_overrides(given)
     assert over["min_score"] == 1.0 and isinstance(over["min_score"], float)
     assert over["nms_iou"] == 1.0 and isinstance(over["smoothing_min_cutoff"], float)
     assert over["tf_prefix"] == "h1_" and "checkpoint" not in over
@@ -229,7 +231,9 @@ def test_launch_arguments_override_only_when_given(ctx):
     finally:
         n.destroy_node()
     with pytest.raises(ValueError, match="batch_size"):
-        launch.parameter_overrides({"batch_size": "[1, 2"})
+        launch.launch_overrides({"batch_size": "[1, 2"})
+    with pytest.raises(ValueError, match=r"^launch argument 'max_hands': 'two' is not allowed; allowed: an integer >= 1$"):
+        launch.launch_overrides({"max_hands": "two"})
 
 
 def test_launch_respawn_options():
@@ -262,7 +266,7 @@ def test_bad_input_is_skipped_and_counted(yaml_node):
            (good, nan_info), (good, zero_info), (_empty_image(good.header), info)]
     for img, inf in bad:
         with pytest.raises(ValueError):
-            yaml_node._prepare("image", img, inf)
+            yaml_node.streams["image"].decode(Frame(img, inf))
     before = dict(yaml_node.stats)
     for img, inf in bad:
         yaml_node._process({"image": (img, inf)})
@@ -585,8 +589,8 @@ def test_assumed_intrinsics_overlay_and_tf_prefix(hands_data, monkeypatch):
     import cv2
 
     built = []
-    real_marker_array = node_mod.messages.marker_array
-    monkeypatch.setattr(node_mod.messages, "marker_array", lambda *a: built.append(1) or real_marker_array(*a))
+    real_marker_array = publishers_mod.messages.marker_array
+    monkeypatch.setattr(publishers_mod.messages, "marker_array", lambda *a: built.append(1) or real_marker_array(*a))
     g = InProcess([Parameter("use_camera_info", value=False), Parameter("publish_overlay", value=True),
                    Parameter("tf_prefix", value="h_")])
     try:
@@ -621,10 +625,11 @@ def test_latest_frame_wins_and_drops_are_counted(ctx):
         assert not n._worker.is_alive()
         rgb = np.zeros((48, 64, 3), np.uint8)
         frames = [_img_msg(rgb, (k + 1) * 1e9) for k in range(3)]
-        for f in frames:
-            n._store("image", f, camera_info_msg(64, 48, f.header))
-        assert n.stats["received"] == 3 and n.stats["dropped"] == 2
-        assert n._pending["image"][0] is frames[-1]
+        for f in frames:  # as the synchronizer delivers them: the pair first, then the image
+            n.streams["image"].on_pair(f, camera_info_msg(64, 48, f.header))
+            n.streams["image"].on_image(f)
+        assert n.stats["received"] == 3 and n.stats["dropped"] == 2 and n.stats["in_flight"] == 1
+        assert n.frames.take(0)["image"].image is frames[-1]
     finally:
         n.destroy_node()
 

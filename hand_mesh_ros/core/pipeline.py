@@ -14,33 +14,30 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, fields
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from ..config import DEVICES, REGRESSORS, PipelineConfig  # noqa: F401  (re-exported)
 from .camera import project, undistort_points
 from .depth import REASONS as DEPTH_REASONS
 from .depth import DepthConfig, depth_in_metres, translation_from_depth
-from .detectors import DETECTOR_MODELS, DETECTORS, create_detector, resolve_detector
+from .detectors import create_detector, resolve_detector
 from .fit import FitConfig, ManoFitter
 from .hamer.preprocess import valid_boxes
 from .hamer.regressor import HamerItem, HamerRegressor
 from .hand_model import JOINT_ROTATION_SOURCE, load_hand_model
 from .joint_frames import joint_frames
 from .kinematics import JointKinematics
-from .precision import PRECISIONS
 from .smoothing import HandSmoother
-from .tracking import SMOOTHING, HandTracker, suppress_duplicates
+from .tracking import HandTracker, suppress_duplicates
 from .types import (RIGHT, TRANSLATION_ASSUMED, TRANSLATION_DEPTH, TRANSLATION_INTRINSICS,
                     CameraIntrinsics, Detection, FrameInput, FrameResult, Hand)
 
 _LOG = logging.getLogger(__name__)
 
-REGRESSORS = ("fit", "hamer")
-DEVICES = ("auto", "cpu", "cuda")
 #: A hand placed nearer or farther than this from the camera is rejected (counted) [m].
 DEPTH_RANGE_M = (0.05, 20.0)
 #: A warning about the same fallback reason is logged at most once per this period [s].
@@ -60,101 +57,6 @@ WARN_THROTTLE_S = 5.0
 #: 21.9 ms/frame; and MediaPipe asked for 2 gave both hands, no duplicate, in 202 of 202
 #: frames of each two-hand test video). A reset costs 1.6 ms and the next detection ~20 ms more.
 EXTRA_DETECTOR_CANDIDATES = 1
-
-
-@dataclass
-class PipelineConfig:
-    """Pipeline settings; the ROS parameters of the same names map onto these.
-
-    Attributes:
-        detector: one of ``DETECTORS``: "mediapipe" (MediaPipe's CPU graph, one per camera),
-            "mediapipe_torch" (the same networks run by torch on ``device``, batched across
-            cameras and hands), "auto" (mediapipe_torch on CUDA, mediapipe on the CPU).
-        detector_model: "full" or "lite" MediaPipe hand networks (model_complexity 1 / 0).
-        regressor: one of ``REGRESSORS``: "fit" (fit the hand model to the detector's 3D
-            keypoints) or "hamer" (a user's HaMeR checkpoint on the hand crops).
-        device: "auto" (CUDA when available), "cpu" or "cuda" — for torch stages.
-        batch_size: hands per regressor batch (>= 1).
-        max_hands: hands per image at most (>= 1).
-        min_score: detection confidence threshold in [0, 1].
-        mano_model_dir: folder with the user's MANO_RIGHT.pkl (and MANO_LEFT.pkl); "" for the
-            built-in, license-free hand.
-        checkpoint: HaMeR checkpoint for "hamer" (its model_config.yaml next to it or two
-            folders up, as HaMeR's release lays it out); unused by "fit".
-        precision: compute precision of "hamer" and "mediapipe_torch": "auto" (bf16/fp16
-            autocast on CUDA, fp32 on CPU), "fp32", "bf16", "fp16" (CUDA only).
-        smoothing: "none" or "one_euro" (``core.smoothing``: One Euro on each track's
-            rotations, betas and translation; the hand model is then run again on the
-            filtered parameters).
-        smoothing_min_cutoff: One Euro cutoff at rest [Hz], > 0 (lower = less jitter, more lag).
-        smoothing_beta: One Euro speed coefficient, >= 0 (per rad/s of rotation, per hand
-            length (0.1 m) per second of translation; higher = less lag when moving).
-        track_max_missed: frames a track keeps its id unseen (>= 0).
-        side_hysteresis: consecutive frames of the other side label needed to change a
-            track's side (>= 1).
-        nms_iou: two detections whose boxes overlap by this IoU or more are one hand, (0, 1].
-        nms_keypoint_distance: ... as are two whose mean 2D keypoint distance is at most
-            this many box diagonals (>= 0); see ``core.tracking``.
-        mirrored: the images are mirrored (selfie view); affects left/right only.
-        static_image_mode: True for unrelated images (no tracking between images).
-    """
-
-    detector: str = "auto"
-    detector_model: str = "full"
-    regressor: str = "fit"
-    device: str = "auto"
-    batch_size: int = 8
-    max_hands: int = 2
-    min_score: float = 0.5
-    mano_model_dir: str = ""
-    checkpoint: str = ""
-    precision: str = "auto"
-    smoothing: str = "none"
-    smoothing_min_cutoff: float = 2.0
-    smoothing_beta: float = 0.5
-    track_max_missed: int = 5
-    side_hysteresis: int = 10
-    nms_iou: float = 0.5
-    nms_keypoint_distance: float = 0.2
-    mirrored: bool = False
-    static_image_mode: bool = False
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the parameter and the allowed values."""
-        choices = {"detector": DETECTORS, "detector_model": DETECTOR_MODELS, "regressor": REGRESSORS,
-                   "device": DEVICES, "smoothing": SMOOTHING, "precision": PRECISIONS}
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"parameter '{name}': {value!r} is not one of {list(allowed)}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"parameter 'batch_size': {self.batch_size} must be an integer >= 1")
-        if int(self.max_hands) < 1:
-            raise ValueError(f"parameter 'max_hands': {self.max_hands} must be an integer >= 1")
-        if not 0.0 <= float(self.min_score) <= 1.0:
-            raise ValueError(f"parameter 'min_score': {self.min_score} must be in [0, 1]")
-        ranges = {"smoothing_min_cutoff": ("> 0 [Hz]", lambda v: v > 0),
-                  "smoothing_beta": (">= 0", lambda v: v >= 0),
-                  "track_max_missed": ("an integer >= 0", lambda v: v >= 0 and v.is_integer()),
-                  "side_hysteresis": ("an integer >= 1", lambda v: v >= 1 and v.is_integer()),
-                  "nms_iou": ("in (0, 1]", lambda v: 0 < v <= 1),
-                  "nms_keypoint_distance": (">= 0", lambda v: v >= 0)}
-        for name, (allowed, ok) in ranges.items():
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and ok(float(value))):
-                raise ValueError(f"parameter '{name}': {value!r} must be {allowed}")
-        if self.regressor == "hamer" and not self.checkpoint:
-            raise ValueError("parameter 'checkpoint': regressor 'hamer' needs a HaMeR checkpoint file "
-                             "(e.g. _DATA/hamer_ckpts/checkpoints/hamer.ckpt)")
-        if self.precision == "fp16" and self.device == "cpu":
-            raise ValueError("parameter 'precision': fp16 needs device 'cuda' (or 'auto' with a GPU)")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("parameter 'device': 'cuda' requested but torch.cuda.is_available() is False; "
-                             "use 'auto' or 'cpu'")
-
-    @classmethod
-    def field_names(cls) -> Tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
 
 
 class HandMeshPipeline:

@@ -5,7 +5,7 @@ from typing import Optional
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from ..config import BY_NAME, check_value
 
 
 def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
@@ -14,8 +14,7 @@ def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dt
     "auto": bf16 on a CUDA device that supports it, else fp16 on CUDA, float32 on CPU.
     Raises ValueError for an unknown name or fp16 on CPU (CPU autocast is bf16 only).
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"parameter 'precision': {precision!r} is not one of {list(PRECISIONS)}")
+    check_value(BY_NAME["precision"], precision)
     cuda = device.type == "cuda"
     if precision == "auto":
         if not cuda:

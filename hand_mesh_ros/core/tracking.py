@@ -49,8 +49,6 @@ from .types import Detection
 if TYPE_CHECKING:
     from .smoothing import HandSmoother
 
-SMOOTHING = ("none", "one_euro")
-
 #: Association gate: a detection may join a track when the (predicted) boxes overlap by at
 #: least this IoU ...
 GATE_IOU = 0.1

@@ -7,18 +7,19 @@
   and CameraInfo starting again.
 * :class:`StampBuffer`: the last few messages of a topic by stamp (depth), to pair with a
   colour frame without ever waiting for one.
+* :class:`LatestFrames`: the newest complete frame of each camera, waiting for the worker
+  (latest frame wins: a replaced frame is counted as dropped).
 """
 from __future__ import annotations
 
 import posixpath
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from hand_mesh_ros.config import TRANSPORTS
 from hand_mesh_ros.ros.diagnostics import CameraTopics
 from hand_mesh_ros.ros.sync import stamp_ns
-
-TRANSPORTS = ("raw", "compressed")
 
 
 def transport_topic(base: str, transport: str, depth: bool = False) -> str:
@@ -80,7 +81,12 @@ class CameraInfoWatch:
     ``timeout_s`` with no pair (no CameraInfo at all, or CameraInfo whose stamps are never
     within ``sync_slop`` of the images), :meth:`image` returns ``"missing"`` once and
     :attr:`missing` becomes True; the next pair makes :meth:`paired` return ``"started"``
-    and :attr:`missing` False. Thread-safe.
+    (or ``"first"`` for the first pair ever) and :attr:`missing` False.
+
+    "Arriving" means without a gap of ``timeout_s`` or more between two images: after a pause
+    in the stream the time is counted again from the first new image, so an image that comes
+    a moment before its CameraInfo after a pause is not taken for a missing CameraInfo.
+    Thread-safe.
 
     Args:
         timeout_s: ``camera_info_timeout`` [s] (> 0).
@@ -91,15 +97,19 @@ class CameraInfoWatch:
             raise ValueError(f"camera_info_timeout must be > 0 s, got {timeout_s}")
         self.timeout_s = float(timeout_s)
         self.missing = False
-        self._since: Optional[float] = None  # first image after the last pair (or the start)
+        self.ever_paired = False
+        self._since: Optional[float] = None  # first image of the unpaired run (None: none)
+        self._last_image: Optional[float] = None
         self._lock = threading.Lock()
 
     def image(self, now: float) -> Optional[str]:
         """An image arrived at ``now`` [s, monotonic]; ``"missing"`` on the transition."""
         with self._lock:
+            paused = self._last_image is not None and now - self._last_image >= self.timeout_s
+            self._last_image = now
             if self.missing:
                 return None
-            if self._since is None:
+            if self._since is None or paused:
                 self._since = now
             if now - self._since >= self.timeout_s:
                 self.missing = True
@@ -107,12 +117,15 @@ class CameraInfoWatch:
             return None
 
     def paired(self, now: float) -> Optional[str]:
-        """A synchronized (image, CameraInfo) pair came out; ``"started"`` after a miss."""
+        """A synchronized (image, CameraInfo) pair came out: ``"first"`` for the first pair
+        after a warning that CameraInfo is missing and none was ever paired, ``"started"``
+        for a pair after such a warning later on, else None."""
         with self._lock:
-            was_missing = self.missing
-            self.missing = False
-            self._since = None
-            return "started" if was_missing else None
+            was_missing, ever = self.missing, self.ever_paired
+            self.missing, self.ever_paired, self._since = False, True, None
+            if not was_missing:
+                return None
+            return "started" if ever else "first"
 
 
 class StampBuffer:
@@ -160,3 +173,135 @@ class StampBuffer:
         for s in [s for s in self._msgs if s < best]:
             del self._msgs[s]
         return msg
+
+
+class Frame(NamedTuple):
+    """A camera's frame as received: the image message, its CameraInfo (None: processed with
+    assumed intrinsics, or skipped with ``require_camera_info``), and when it arrived."""
+
+    image: object  # sensor_msgs/Image or CompressedImage
+    info: Optional[object] = None  # sensor_msgs/CameraInfo
+    received: Optional[float] = None  # time.monotonic() [s]
+
+
+class LatestFrames:
+    """The newest frame of each camera, waiting for the worker (thread-safe).
+
+    :meth:`put` replaces a camera's waiting frame (latest frame wins): the replaced one is
+    passed to ``on_drop`` (counted as dropped) unless it is the same image, now with its
+    CameraInfo. :meth:`take` hands every waiting frame to the worker at once;
+    :meth:`finished` records what it processed, so a re-sent image can be recognized.
+
+    Args:
+        on_drop: called with the camera key of every dropped frame.
+    """
+
+    def __init__(self, on_drop: Callable[[str], None]):
+        self._on_drop = on_drop
+        self._pending: Dict[str, Frame] = {}
+        self._in_work: Dict[str, Tuple[int, bool]] = {}
+        self._last: Dict[str, Tuple[int, bool]] = {}
+        self._cond = threading.Condition()
+
+    def put(self, camera: str, frame: Frame) -> None:
+        """Queue ``frame`` as the camera's newest; a waiting older one is dropped."""
+        with self._cond:
+            old = self._pending.get(camera)
+            same = old is not None and stamp_ns(old.image) == stamp_ns(frame.image)
+            if same:  # the same image, now with its CameraInfo: keep its arrival time
+                frame = frame._replace(received=old.received)
+            self._pending[camera] = frame
+            self._cond.notify_all()
+        if old is not None and not same:
+            self._on_drop(camera)
+
+    def taken_alone(self, camera: str, stamp: int) -> bool:
+        """The image of ``stamp`` [ns] was taken without CameraInfo by the worker (in work or
+        processed last): its CameraInfo, arriving now, comes too late for it."""
+        with self._cond:
+            return (stamp, False) in (self._in_work.get(camera), self._last.get(camera))
+
+    def last_processed(self, camera: str) -> Optional[int]:
+        """The stamp [ns] of the camera's last processed frame, or None."""
+        with self._cond:
+            last = self._last.get(camera)
+        return last[0] if last else None
+
+    def take(self, timeout: float) -> Dict[str, Frame]:
+        """Every waiting frame (camera key -> frame), after waiting up to ``timeout`` [s] for
+        one; {} when none came."""
+        with self._cond:
+            if not self._pending:
+                self._cond.wait(timeout)
+            taken, self._pending = self._pending, {}
+            self._in_work = {k: (stamp_ns(f.image), f.info is not None) for k, f in taken.items()}
+        return taken
+
+    def finished(self, camera: str, frame: Frame) -> None:
+        """The worker processed ``frame`` of ``camera``."""
+        with self._cond:
+            self._last[camera] = (stamp_ns(frame.image), frame.info is not None)
+
+    def wake(self) -> None:
+        """Wake a waiting :meth:`take` (shutdown)."""
+        with self._cond:
+            self._cond.notify_all()
+
+
+class AwaitingCameraInfo:
+    """The images of one camera that arrived and wait for their CameraInfo (thread-safe).
+
+    Each image is resolved once: :meth:`resolve` when it pairs (or goes on alone); the ones
+    that can no longer be processed are handed back by :meth:`overtaken` (a newer frame of
+    the camera went on: latest frame wins) and :meth:`expired` (waited ``give_up_s``), for the
+    node to count as skipped. A pair may come out before the node sees its image (the
+    synchronizer runs first); such a stamp is remembered, and its :meth:`arrived` returns False.
+
+    Args:
+        give_up_s: longest wait for a CameraInfo [s] (the node's ``camera_info_timeout``).
+    """
+
+    EARLY_KEPT = 64  # stamps paired before their image callback, remembered
+
+    def __init__(self, give_up_s: float):
+        self.give_up_s = float(give_up_s)
+        self._waiting: Dict[int, float] = {}
+        self._early: Dict[int, None] = {}
+        self._lock = threading.Lock()
+
+    def arrived(self, stamp: int, now: float) -> bool:
+        """The image of ``stamp`` [ns] arrived at ``now`` [s]; False if it was resolved already."""
+        with self._lock:
+            if stamp in self._early:
+                del self._early[stamp]
+                return False
+            self._waiting.setdefault(stamp, now)
+            return True
+
+    def resolve(self, stamp: int) -> None:
+        """The image of ``stamp`` went on (paired, or alone)."""
+        with self._lock:
+            if self._waiting.pop(stamp, None) is None:
+                self._early[stamp] = None
+                while len(self._early) > self.EARLY_KEPT:
+                    del self._early[next(iter(self._early))]
+
+    def overtaken(self, stamp: int) -> List[int]:
+        """Remove and return the waiting stamps older than ``stamp`` (a newer frame went on)."""
+        with self._lock:
+            old = sorted(s for s in self._waiting if s < stamp)
+            for s in old:
+                del self._waiting[s]
+            return old
+
+    def expired(self, now: float) -> List[int]:
+        """Remove and return the stamps waiting for ``give_up_s`` or longer at ``now`` [s]."""
+        with self._lock:
+            old = sorted(s for s, t in self._waiting.items() if now - t >= self.give_up_s)
+            for s in old:
+                del self._waiting[s]
+            return old
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._waiting)

@@ -94,6 +94,7 @@ class _Camera:
         self.topics = topics
         self.received, self.processed, self.dropped = (_Window(window_s) for _ in range(3))
         self.skipped = _Window(window_s)
+        self.skipped_by_reason: Dict[str, _Window] = {}
         self.depth_missing = _Window(window_s)
         self.totals: Dict[str, int] = collections.Counter()
         self.skip_totals: Dict[str, int] = collections.Counter()
@@ -147,7 +148,9 @@ class NodeDiagnostics:
         with self._lock:
             c = self._cams[camera]
             c.skipped.add(now)
+            c.skipped_by_reason.setdefault(reason, _Window(self.window_s)).add(now)
             c.skip_totals[reason] += 1
+            c.totals["skipped"] += 1
 
     def depth(self, camera: str, outcome: str) -> None:
         """Depth of a processed frame: ``paired``, ``unsynchronized`` or ``undecodable``."""
@@ -187,6 +190,24 @@ class NodeDiagnostics:
             window.add(now)
             self._cams[camera].totals[what] += 1
 
+    # -- totals ----------------------------------------------------------------------------
+    def totals(self) -> Dict[str, object]:
+        """Totals over all cameras since the start: ``received``, ``processed``, ``dropped``,
+        ``skipped``, ``in_flight`` (received and not yet processed, dropped or skipped:
+        waiting for CameraInfo, for the worker, or in work), ``errors`` (processing errors),
+        and ``skipped_by_reason``. Every received frame ends in exactly one of processed,
+        dropped and skipped, so ``received == processed + dropped + skipped + in_flight``."""
+        with self._lock:
+            out = {k: sum(c.totals[k] for c in self._cams.values())
+                   for k in ("received", "processed", "dropped", "skipped")}
+            reasons: Dict[str, int] = collections.Counter()
+            for c in self._cams.values():
+                reasons.update(c.skip_totals)
+        out["in_flight"] = out["received"] - out["processed"] - out["dropped"] - out["skipped"]
+        out["errors"] = self.error_total
+        out["skipped_by_reason"] = dict(reasons)
+        return out
+
     # -- reports ---------------------------------------------------------------------------
     def reports(self, pipeline_values: Sequence[Tuple[str, str]] = (),
                 pipeline_skipped: Mapping[str, int] = ()) -> List[Report]:
@@ -222,7 +243,8 @@ class NodeDiagnostics:
         if n_in and n_drop > 0.5 * n_in:
             warnings.append(f"dropped {n_drop} of {n_in} frames (processing slower than the camera)")
         if n_skip:
-            warnings.append(f"skipped {n_skip} frames in {self.window_s:g} s")
+            why = ", ".join(f"{r} {w.count(now)}" for r, w in sorted(c.skipped_by_reason.items()) if w.count(now))
+            warnings.append(f"skipped {n_skip} frames in {self.window_s:g} s ({why})")
         if c.camera_info == CAMERA_INFO_ASSUMED:
             warnings.append("no CameraInfo: assumed intrinsics")
         depth_missing = c.depth_missing.values(now)
@@ -240,8 +262,10 @@ class NodeDiagnostics:
                    ("dropped in window", str(n_drop)), ("skipped in window", str(n_skip)),
                    ("seconds since last image", f"{since:.2f}" if c.last_image is not None else "never"),
                    ("window [s]", f"{self.window_s:g}")]
-        for key in ("received", "processed", "dropped"):
+        for key in ("received", "processed", "dropped", "skipped"):
             values.append((f"{key} total", str(c.totals[key])))
+        in_flight = c.totals["received"] - c.totals["processed"] - c.totals["dropped"] - c.totals["skipped"]
+        values.append(("in flight", str(in_flight)))
         values += [(f"skipped {reason}", str(n)) for reason, n in sorted(c.skip_totals.items())]
         if t.depth:
             values += [(f"depth {k} total", str(c.totals["depth " + k]))
@@ -295,14 +319,19 @@ class DiagnosticsPublisher:
         make_reports: returns the current reports (``NodeDiagnostics.reports`` bound to the
             node's pipeline values).
         hardware_id: e.g. the compute device.
+        period_s: publishing period [s].
+        use_updater: publish through ``diagnostic_updater`` (default: where importable) or
+            with the own publisher.
     """
 
     def __init__(self, node, names: Sequence[str], make_reports: Callable[[], List[Report]],
-                 hardware_id: str, period_s: float = 1.0):
+                 hardware_id: str, period_s: float = 1.0, use_updater: Optional[bool] = None):
         self._node, self._make, self.hardware_id = node, make_reports, hardware_id
         try:
             import diagnostic_updater
         except ImportError:
+            diagnostic_updater = None
+        if use_updater is False:
             diagnostic_updater = None
         self.via = "diagnostic_updater" if diagnostic_updater is not None else "DiagnosticArray publisher"
         from rclpy.clock import Clock, ClockType

@@ -5,12 +5,8 @@ from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
+from ...config import BY_NAME, DETECTOR_MODELS, DETECTORS, check_value
 from ..types import Detection
-
-#: Allowed values of the ``detector`` parameter; "auto" = mediapipe_torch on CUDA, else mediapipe.
-DETECTORS = ("auto", "mediapipe", "mediapipe_torch")
-#: Allowed values of the ``detector_model`` parameter (MediaPipe's model_complexity 1 / 0).
-DETECTOR_MODELS = ("full", "lite")
 
 
 class HandDetector(Protocol):
@@ -73,8 +69,7 @@ class PerCameraDetector:
 def resolve_detector(name: str, device_type: str) -> str:
     """The detector ``name`` stands for on a device of type ``device_type`` ("cpu" / "cuda"):
     "auto" is "mediapipe_torch" on CUDA and "mediapipe" (MediaPipe's CPU graph) otherwise."""
-    if name not in DETECTORS:
-        raise ValueError(f"parameter 'detector': {name!r} is not one of {list(DETECTORS)}")
+    check_value(BY_NAME["detector"], name)
     if name == "auto":
         return "mediapipe_torch" if device_type == "cuda" else "mediapipe"
     return name
@@ -99,8 +94,7 @@ def create_detector(name: str, max_hands: int = 2, min_score: float = 0.5, mirro
     import torch
 
     name = resolve_detector(name, torch.device(device).type)
-    if model not in DETECTOR_MODELS:
-        raise ValueError(f"parameter 'detector_model': {model!r} is not one of {list(DETECTOR_MODELS)}")
+    check_value(BY_NAME["detector_model"], model)
     if name == "mediapipe":
         from .mediapipe_hands import MediaPipeHandDetector
 
