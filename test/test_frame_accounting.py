@@ -26,8 +26,8 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from hand_mesh_ros.ros.camera_inputs import AwaitingCameraInfo, CameraInfoWatch, Frame, LatestFrames  # noqa: E402
 from hand_mesh_ros.ros.camera_publisher import camera_info_msg  # noqa: E402
-from test_node import InProcess, _img_msg, _ns, _wait  # noqa: E402
-from test_node_robot import RecordingLogger, _status, _values  # noqa: E402
+from test_node import _img_msg, _ns, _wait  # noqa: E402
+from test_node_robot import Recorded, RecordingLogger, _status, _values  # noqa: E402
 
 
 # ------------------------------------------------------------------ ROS-free parts
@@ -84,21 +84,11 @@ def test_latest_frames_keeps_the_arrival_time_of_an_image_paired_late():
 
 
 # ------------------------------------------------------------------ the node
-class Graph(InProcess):
-    """The node with reliable inputs, test publishers, and recorded pipeline inputs and /diagnostics."""
+class Graph(Recorded):
+    """The node with reliable inputs and test publishers; pipeline inputs and /diagnostics recorded."""
 
     def __init__(self, overrides):
-        from diagnostic_msgs.msg import DiagnosticArray
-
         super().__init__([Parameter("input_reliability", value="reliable")] + overrides)
-        self.items, self.diagnostics = [], []
-        real = self.node.pipe.process_batch
-
-        def record(items):
-            self.items.extend(items)
-            return real(items)
-        self.node.pipe.process_batch = record
-        self.test.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, QoSProfile(depth=20))
         self.images = self.test.create_publisher(Image, "/image", QoSProfile(depth=10))
         self.infos = self.test.create_publisher(CameraInfo, "/camera_info", QoSProfile(depth=10))
         _wait(lambda: self.images.get_subscription_count() >= 1 and self.infos.get_subscription_count() >= 1, 10,
