@@ -18,6 +18,7 @@ valid bag, a playable video of the frames processed so far).
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Protocol
 
@@ -61,8 +62,6 @@ class FrameJsonSink:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def write(self, frame: Frame, result: FrameResult, stamp: Optional[Stamp]) -> None:
-        import json
-
         record = frame_record(frame, result, stamp, self.mesh_format)
         (self.folder / f"{frame.index:06d}.json").write_text(json.dumps(record, indent=1))
 
