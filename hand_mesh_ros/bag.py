@@ -49,25 +49,22 @@ def _listing(topics: Dict[str, str], types=None) -> str:
 
 @dataclass
 class BagFrame(Frame):
-    """A decoded colour frame of a bag (``Frame`` fields, ``time_s`` from the first frame).
+    """A decoded colour frame of a bag: ``Frame`` fields with ``time_s`` from the first
+    frame, ``stamp_ns`` / ``frame_id`` of the image's header and ``camera_info`` the paired
+    ``sensor_msgs/CameraInfo`` (or None).
 
     Attributes:
-        stamp_ns: the image's ``header.stamp`` [ns]; ``frame_id``: its optical frame.
         log_time_ns: when the bag recorded it [ns].
-        camera_info: the paired ``sensor_msgs/CameraInfo`` as deserialized by rosbags, or None.
         raw / info_raw: the image / CameraInfo message as recorded (CDR), for ``--bag-images``.
     """
 
-    stamp_ns: int = 0
-    frame_id: str = ""
     log_time_ns: int = 0
-    camera_info: object = None
     raw: Optional[bytes] = None
     info_raw: Optional[bytes] = None
 
 
 class BagFrameSource:
-    """Colour frames of one image topic of a rosbag2, in recording order.
+    """Colour frames of one image topic of a rosbag2, in recording order (a ``frames.FrameStream``).
 
     Args:
         path: rosbag2 folder, ``.mcap`` or ``.db3`` file.
@@ -89,7 +86,8 @@ class BagFrameSource:
         InputError: the bag cannot be opened (missing, not a bag, truncated storage file),
             has no image topic, several and none chosen, or a named topic it does not
             have; the message lists the bag's topics. Iteration raises InputError when the
-            bag turns out truncated or corrupt in the middle, naming how far it got.
+            bag turns out truncated or corrupt in the middle, naming how far it got, and at
+            the end when no message was usable (naming the counts by reason).
     """
 
     is_video = True
@@ -233,6 +231,14 @@ class BagFrameSource:
                                frame_id=str(msg.header.frame_id), log_time_ns=int(log_time), camera_info=info,
                                raw=bytes(raw), info_raw=info_raw)
                 index += 1
+        if index == 0 and self.skipped:
+            raise InputError(f"no usable frame on {self.image_topic} of {self.path}: skipped "
+                             + ", ".join(f"{n} x {r}" for r, n in sorted(self.skipped.items())))
+
+    def summary(self) -> Dict[str, object]:
+        """The topics read and the messages skipped by reason (``FrameStream.summary``)."""
+        return {"image_topic": self.image_topic, "camera_info_topic": self.camera_info_topic,
+                "skipped": dict(self.skipped)}
 
 
 class _Closing:

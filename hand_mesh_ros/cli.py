@@ -11,19 +11,19 @@ Usage::
 Images and image folders run MediaPipe in static-image mode (every image independent);
 videos and bags run in tracking mode (landmarks and track ids carried from frame to frame).
 
-A rosbag2 input (a folder with ``metadata.yaml``, or a ``.mcap`` / ``.db3`` file; read with
-``rosbags``, no ROS install needed, see ``hand_mesh_ros.bag``) gives the frames of one
-``sensor_msgs/Image`` or ``CompressedImage`` topic (``--image-topic``; default the bag's
-only one, else an error listing them) and their ``CameraInfo`` (``--camera-info-topic``;
-default ``camera_info`` beside the image topic), used for placement unless ``--fx`` is
-given. Messages that cannot be used (unknown encoding, corrupt compressed frame, CameraInfo
-of another size) are skipped, counted and named once each; a bag with no usable frame, no
-image topic, or that cannot be read (e.g. truncated) is an error.
+A run reads one source of frames (``frames.FrameStream``), gives each frame its intrinsics
+and depth (``offline.inputs``), processes it and hands the result to every output sink
+(``offline.sinks``); this module maps the flags onto those parts.
 
-``--output-bag OUT.mcap`` writes ``/hands/mesh`` (HandMeshArray), ``/tf`` and
-``/hands/markers``, stamped with the source image's stamp in its optical frame (and, with
-``--bag-images``, the input images and CameraInfo) as an MCAP rosbag2 for ``ros2 bag play``
-or Foxglove; an existing path is an error unless ``--overwrite``.
+Sources: a video, an image or a folder of images (``frames.FrameSource``), or a rosbag2 (a
+folder with ``metadata.yaml``, or a ``.mcap`` / ``.db3`` file; read with ``rosbags``, no ROS
+install needed, ``bag.BagFrameSource``): the frames of one ``sensor_msgs/Image`` or
+``CompressedImage`` topic (``--image-topic``; default the bag's only one, else an error
+listing them) and their ``CameraInfo`` (``--camera-info-topic``; default ``camera_info``
+beside the image topic), used for placement unless ``--fx`` is given. Messages that cannot
+be used (unknown encoding, corrupt compressed frame, CameraInfo of another size) are
+skipped, counted and named once each; a bag with no usable frame, no image topic, or that
+cannot be read (e.g. truncated) is an error.
 
 ``--camera-info`` reads the intrinsics and lens distortion from a camera_calibration YAML
 (``~/.ros/camera_info/<camera>.yaml``); the input is then the raw (distorted) image, or
@@ -35,18 +35,17 @@ metres, sorted by name, or a 16-bit lossless video in millimetres); hands are th
 from depth (``translation_source`` "depth", or "intrinsics" on a counted fallback, see
 ``summary.json`` ``fallbacks``). Depth needs intrinsics (``--camera-info`` or ``--fx``).
 
-Output folder ``DIR``:
-
-* ``frames/NNNNNN.json``: one per frame: frame index, source image file or video time,
-  image size, intrinsics used (and whether assumed), and per hand: side, track id, score,
-  bbox, 2D keypoints [px], 21 joints [m, camera optical frame], MANO parameters,
-  translation, translation source, hand model;
-* ``meshes/NNNNNN_<side>_<track_id>.<ply|obj>``: each hand's mesh [m, camera optical frame]
-  with that side's outward face winding;
-* ``overlay/NNNNNN.png`` (unless ``--no-overlay``): the meshes drawn over the frame
-  (``core.render``); for a video also ``overlay.mp4`` (mp4v);
-* ``summary.json``: counts and speed (and skipped bag messages by reason), also printed as
-  one line ``frames=N hands=M (per frame: K:count ...) fps=X``.
+Sinks: ``--output DIR`` writes ``frames/NNNNNN.json`` (frame index, image file or video
+time, image size, intrinsics used, stamp, and per hand: side, track id, score, bbox, 2D
+keypoints [px], 21 joints [m, camera optical frame], MANO parameters, translation and its
+source, hand model), ``meshes/NNNNNN_<side>_<track_id>.<ply|obj>``, ``overlay/NNNNNN.png``
+(unless ``--no-overlay``; for a video also ``overlay.mp4``) and ``summary.json``: counts and
+speed (and skipped bag messages by reason), also printed as one line
+``frames=N hands=M (per frame: K:count ...) fps=X``. ``--output-bag OUT.mcap`` writes
+``/hands/mesh`` (HandMeshArray), ``/tf`` and ``/hands/markers``, stamped with the source
+image's stamp in its optical frame (and, with ``--bag-images``, the input images and
+CameraInfo) as an MCAP rosbag2 for ``ros2 bag play`` or Foxglove; an existing path is an
+error unless ``--overwrite``.
 
 Exit status: 0 on success, 2 for a missing / unreadable input or an empty folder (the
 message names the path), 1 for other errors.
@@ -59,86 +58,35 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
-
-import numpy as np
+from typing import Callable, List, Optional
 
 from hand_mesh_ros.bag import BagFrameSource, is_bag
-from hand_mesh_ros.core.joint_frames import rotations_to_quaternions
-from hand_mesh_ros.core.types import (SIDE_NAMES, TRANSLATION_ASSUMED, TRANSLATION_DEPTH, TRANSLATION_INTRINSICS,
-                                      CameraIntrinsics)
-from hand_mesh_ros.frames import FrameSource, InputError
-from hand_mesh_ros.ros.camera_info import intrinsics_from_camera_info
-from hand_mesh_ros.ros.messages import primary_flags
-
-DEFAULT_FRAME_ID = "camera_color_optical_frame"
-
-TRANSLATION_SOURCE_NAMES = {TRANSLATION_ASSUMED: "assumed", TRANSLATION_INTRINSICS: "intrinsics",
-                            TRANSLATION_DEPTH: "depth"}
+from hand_mesh_ros.core.types import FrameResult
+from hand_mesh_ros.frames import FrameSource, FrameStream, InputError
+from hand_mesh_ros.offline.inputs import DepthPairing, FrameIntrinsics
+from hand_mesh_ros.offline.records import side_name
+from hand_mesh_ros.offline.sinks import BagSink, FacesFor, FrameJsonSink, MeshSink, OverlaySink, Sinks
+from hand_mesh_ros.offline.stamps import DEFAULT_FRAME_ID, StampClock
 
 
-def _list(a) -> list:
-    return np.asarray(a, np.float64).round(6).tolist()
+def pipeline_config(args, static_image_mode: bool):
+    """The ``core.pipeline.PipelineConfig`` of the pipeline flags (the node's parameters of
+    the same names); a flag not given keeps PipelineConfig's default (the node's)."""
+    from hand_mesh_ros.core.pipeline import PipelineConfig
+
+    optional = ("smoothing_min_cutoff", "smoothing_beta", "track_max_missed", "side_hysteresis")
+    return PipelineConfig(
+        detector=args.detector, detector_model=args.detector_model, regressor=args.regressor, device=args.device,
+        max_hands=args.max_hands, min_score=args.min_score, mano_model_dir=args.mano_model_dir or "",
+        checkpoint=args.checkpoint or "", smoothing=args.smoothing, mirrored=args.mirrored,
+        static_image_mode=static_image_mode, precision=args.precision, batch_size=args.batch_size,
+        **{name: getattr(args, name) for name in optional if getattr(args, name) is not None},
+    )
 
 
-def hand_record(hand, primary: Optional[bool] = None) -> dict:
-    """JSON-ready dict of one ``types.Hand`` (lists of floats; units as in ``Hand``);
-    ``primary`` as ``HandMesh.primary`` (default ``hand.primary``)."""
-    return {
-        "side": SIDE_NAMES.get(int(hand.side), str(hand.side)),
-        "track_id": int(hand.track_id),
-        "primary": bool(hand.primary if primary is None else primary),
-        "score": float(hand.score),
-        "bbox": _list(hand.bbox),
-        "keypoints_2d": _list(hand.keypoints_2d),
-        "joints": _list(hand.joints),
-        "global_orient": _list(hand.global_orient),
-        "hand_pose": _list(hand.hand_pose),
-        "betas": _list(hand.betas),
-        "transl": _list(hand.transl),
-        "translation_source": TRANSLATION_SOURCE_NAMES.get(int(hand.translation_source), str(hand.translation_source)),
-        "hand_model": str(hand.hand_model),
-        "num_vertices": int(len(hand.vertices)),
-        "joint_orientations": _list(rotations_to_quaternions(hand.joint_rotations)),
-        "fit_error": _float_or_none(hand.fit_error),
-        "reprojection_error": _float_or_none(hand.reprojection_error),
-    }
-
-
-def _float_or_none(v: float):
-    """JSON has no NaN: None for a value that is not known."""
-    return None if not np.isfinite(v) else round(float(v), 6)
-
-
-def _intrinsics_from_args(args, width: int, height: int):
-    """``CameraIntrinsics`` from --camera-info or --fx/--fy/--cx/--cy, or None (the pipeline
-    assumes them)."""
-    if args.camera_info:
-        from hand_mesh_ros.ros.camera_info import load_camera_info_yaml
-
-        if args.fx is not None or args.fy is not None:
-            raise InputError("give either --camera-info or --fx/--fy, not both")
-        try:
-            k = load_camera_info_yaml(args.camera_info, rectified=args.rectified)
-        except (FileNotFoundError, ValueError) as e:
-            raise InputError(str(e)) from e
-        if k is not None and (k.width, k.height) != (width, height):
-            raise InputError(f"{args.camera_info} is for {k.width}x{k.height} images, the input is {width}x{height}")
-        return k
-    if args.fx is None and args.fy is None:
-        if args.cx is not None or args.cy is not None:
-            raise InputError("--cx/--cy given without --fx/--fy")
-        return None
-    fx = args.fx if args.fx is not None else args.fy
-    fy = args.fy if args.fy is not None else args.fx
-    cx = args.cx if args.cx is not None else width / 2.0
-    cy = args.cy if args.cy is not None else height / 2.0
-    k = CameraIntrinsics(fx, fy, cx, cy, width, height, assumed=False)
-    k.validate()
-    return k
-
-
-def _open_source(args, warn):
+def _open_source(args, warn: Callable[[str], None]) -> FrameStream:
+    """The frames of ``--input``: a rosbag2's (each kind of unusable message named once by
+    ``warn``), else a video's, an image folder's or an image's."""
     if is_bag(args.input):
         first = set()
 
@@ -153,202 +101,99 @@ def _open_source(args, warn):
     return FrameSource(args.input, args.max_frames)
 
 
-class _BagOutput:
-    """``--output-bag``: /hands/mesh, /tf, /hands/markers (+ the inputs with --bag-images),
-    built by ``ros.messages`` as the node publishes them."""
+def _open_sinks(args, source: FrameStream, faces_for: FacesFor) -> Sinks:
+    """The sinks the output flags ask for (the output bag first: it refuses an existing path)."""
+    makers = []
+    if args.output_bag:
+        makers.append(lambda: BagSink(args.output_bag, args.overwrite, args.tf_prefix, faces_for,
+                                      images_of=source if args.bag_images else None))
+    if args.output:
+        out, fmt = Path(args.output), args.mesh_format
+        makers += [lambda: MeshSink(out, fmt, faces_for), lambda: FrameJsonSink(out, fmt)]
+        if not args.no_overlay:
+            video_fps = (source.fps or 30.0) if source.is_video else None
+            makers.append(lambda: OverlaySink(out, faces_for, video_fps))
+    return Sinks.open(makers)
 
-    def __init__(self, args, source, faces_for):
-        from hand_mesh_ros.bag import BagWriter
 
-        self.writer = BagWriter(args.output_bag, args.overwrite)
-        self.args, self.source, self.faces_for = args, source, faces_for
-        self.start_ns = time.time_ns()
+class _Tally:
+    """Frames, hands and processing time of a run, for summary.json."""
 
-    def header(self, frame):
-        """The source image's header: its stamp and optical frame (video / images: the run's
-        start time + the frame time; a stamp of 0 would mean "latest" to tf2)."""
-        from std_msgs.msg import Header
+    def __init__(self):
+        self.frames = self.hands = 0
+        self.process_s = 0.0
+        self.hands_per_frame: collections.Counter = collections.Counter()
+        self.sides: collections.Counter = collections.Counter()
 
-        if getattr(frame, "stamp_ns", None):
-            stamp, frame_id = frame.stamp_ns, frame.frame_id or self.args.frame_id
-        else:
-            t = frame.time_s if frame.time_s is not None else 0.1 * frame.index
-            stamp, frame_id = self.start_ns + int(round(t * 1e9)), self.args.frame_id
-        h = Header(frame_id=frame_id)
-        h.stamp.sec, h.stamp.nanosec = divmod(stamp, 1_000_000_000)
-        return h, stamp
+    def add(self, result: FrameResult, process_s: float) -> None:
+        self.frames += 1
+        self.hands += len(result.hands)
+        self.hands_per_frame[len(result.hands)] += 1
+        self.sides.update(side_name(hand.side) for hand in result.hands)
+        self.process_s += process_s
 
-    def write(self, frame, res, header, stamp) -> None:
-        from tf2_msgs.msg import TFMessage
-
-        from hand_mesh_ros.ros import messages
-
-        w, log_time = self.writer, getattr(frame, "log_time_ns", 0) or stamp
-        w.write("/hands/mesh", messages.hand_mesh_array(res.hands, header), log_time)
-        w.write("/tf", TFMessage(transforms=messages.joint_transforms(res.hands, header, self.args.tf_prefix)),
-                log_time)
-        w.write("/hands/markers", messages.marker_array(res.hands, header, self.faces_for), log_time)
-        if not self.args.bag_images:
-            return
-        if getattr(frame, "raw", None) is not None:  # the bag's own messages, as recorded
-            s = self.source
-            w.write_raw(s.image_topic, s.image_type, frame.raw, log_time, s.image_msgdef)
-            if frame.info_raw is not None:
-                w.write_raw(s.camera_info_topic, "sensor_msgs/msg/CameraInfo", frame.info_raw, log_time, s.info_msgdef)
-            return
-        from hand_mesh_ros.ros.camera_publisher import camera_info_msg
-        from hand_mesh_ros.ros.image_conversion import rgb_to_image
-
-        k = res.intrinsics
-        h, wd = frame.image.shape[:2]
-        w.write("/image", rgb_to_image(frame.image, header), log_time)
-        w.write("/camera_info", camera_info_msg(wd, h, header, k.fx, k.fy, k.cx, k.cy), log_time)
+    def summary(self, wall_s: float) -> dict:
+        return {
+            "frames": self.frames,
+            "hands": self.hands,
+            "hands_per_frame": {str(n): count for n, count in sorted(self.hands_per_frame.items())},
+            "sides": dict(self.sides),
+            "fps": self.frames / wall_s if wall_s > 0 else 0.0,
+            "pipeline_fps": self.frames / self.process_s if self.process_s > 0 else 0.0,
+            "wall_s": wall_s,
+        }
 
 
 def run(args) -> dict:
-    """The ``run`` subcommand; returns the summary dict (also written to summary.json)."""
-    import cv2
-    import trimesh
+    """The ``run`` subcommand: open the source, build the pipeline, open the sinks, then per
+    frame its intrinsics and depth, the pipeline, every sink; returns the summary dict
+    (also written to summary.json and printed as one line)."""
     from tqdm import tqdm
 
-    from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
-    from hand_mesh_ros.core.render import render_overlay
+    from hand_mesh_ros.core.pipeline import HandMeshPipeline
 
     if not args.output and not args.output_bag:
         raise InputError("give --output DIR and / or --output-bag OUT.mcap")
     if args.bag_images and not args.output_bag:
         raise InputError("--bag-images needs --output-bag")
     source = _open_source(args, lambda text: tqdm.write(text, file=sys.stderr))
-    depth_source = None
-    if args.depth:
-        from hand_mesh_ros.depth_frames import DepthSource
-
-        depth_source = DepthSource(args.depth)
-        if not depth_source.is_video and not source.is_video and len(depth_source) < len(source):
-            raise InputError(f"{args.depth} holds {len(depth_source)} depth frames for {len(source)} colour frames")
-    depth_frames = iter(depth_source) if depth_source is not None else None
-    out = Path(args.output) if args.output else None
-    if out is not None:
-        for sub in ("frames", "meshes") + (() if args.no_overlay else ("overlay",)):
-            (out / sub).mkdir(parents=True, exist_ok=True)
-
-    cfg = PipelineConfig(
-        detector=args.detector, detector_model=args.detector_model, regressor=args.regressor, device=args.device,
-        max_hands=args.max_hands,
-        min_score=args.min_score, mano_model_dir=args.mano_model_dir or "", checkpoint=args.checkpoint or "",
-        smoothing=args.smoothing, mirrored=args.mirrored, static_image_mode=not source.is_video,
-        precision=args.precision, batch_size=args.batch_size,
-        # given ones only: the defaults are PipelineConfig's (the node's)
-        **{k: v for k, v in (("smoothing_min_cutoff", args.smoothing_min_cutoff),
-                             ("smoothing_beta", args.smoothing_beta), ("track_max_missed", args.track_max_missed),
-                             ("side_hysteresis", args.side_hysteresis)) if v is not None},
-    )
-    pipe = HandMeshPipeline(cfg)
-    bag_out = _BagOutput(args, source, pipe.hand_model.faces_for) if args.output_bag else None
-    writer = None
-    hands_per_frame: collections.Counter = collections.Counter()
-    sides: collections.Counter = collections.Counter()
-    n_frames = n_hands = 0
-    process_s = 0.0
-    t_start = time.perf_counter()
-    k = None
+    depth = DepthPairing(args.depth, source) if args.depth else None
+    intrinsics = FrameIntrinsics(args.camera_info, args.rectified, args.fx, args.fy, args.cx, args.cy)
+    pipe = HandMeshPipeline(pipeline_config(args, static_image_mode=not source.is_video))
+    tally = _Tally()
     try:
-        for frame in tqdm(source, total=len(source), unit="frame", desc="hand-mesh", file=sys.stderr):
-            h, w = frame.image.shape[:2]
-            if frame.index == 0 or not source.is_video:
-                k_args = _intrinsics_from_args(args, w, h)
-            k = k_args
-            if k is None and getattr(frame, "camera_info", None) is not None:
-                # the bag's, lens distortion included (P, none, for rectified images)
-                k = intrinsics_from_camera_info(frame.camera_info, rectified=args.rectified)
-            depth = None
-            if depth_frames is not None:
-                depth = next(depth_frames, None)
-                if depth is None:
-                    raise InputError(f"{args.depth} ends before colour frame {frame.index}")
-            t0 = time.perf_counter()
-            res = pipe.process(frame.image, k, camera="cam0", depth=depth)
-            process_s += time.perf_counter() - t0
-            n_frames += 1
-            n_hands += len(res.hands)
-            hands_per_frame[len(res.hands)] += 1
-            sides.update(SIDE_NAMES.get(int(hand.side), str(hand.side)) for hand in res.hands)
-            header, stamp = bag_out.header(frame) if bag_out is not None else (None, None)
-            if bag_out is not None:
-                bag_out.write(frame, res, header, stamp)
-            if out is None:
-                continue
-            name = f"{frame.index:06d}"
-            record = {
-                "frame": frame.index,
-                "image_file": frame.file,
-                "time_s": frame.time_s,
-                "image_size": {"width": w, "height": h},
-                "intrinsics": {"fx": res.intrinsics.fx, "fy": res.intrinsics.fy, "cx": res.intrinsics.cx,
-                               "cy": res.intrinsics.cy, "assumed": bool(res.intrinsics.assumed),
-                               "distortion_model": res.intrinsics.distortion_model,
-                               "distortion": list(res.intrinsics.distortion)},
-                "timings_ms": {k_: round(float(v), 3) for k_, v in res.timings_ms.items()},
-                "hands": [],
-            }
-            if getattr(frame, "stamp_ns", None) or stamp is not None:  # the stamp of the messages
-                record["stamp_ns"] = int(stamp if stamp is not None else frame.stamp_ns)
-                record["frame_id"] = header.frame_id if header is not None else frame.frame_id
-            for hand, primary in zip(res.hands, primary_flags(res.hands)):
-                rec = hand_record(hand, primary)
-                mesh_name = f"{name}_{rec['side']}_{int(hand.track_id)}.{args.mesh_format}"
-                faces = np.asarray(pipe.hand_model.faces_for(hand.side), np.int64)
-                trimesh.Trimesh(np.asarray(hand.vertices, np.float64), faces, process=False).export(
-                    out / "meshes" / mesh_name)
-                rec["mesh_file"] = f"meshes/{mesh_name}"
-                record["hands"].append(rec)
-            (out / "frames" / f"{name}.json").write_text(json.dumps(record, indent=1))
-            if not args.no_overlay:
-                over = render_overlay(frame.image, res.hands, res.intrinsics, pipe.hand_model.faces_for)
-                bgr = cv2.cvtColor(over, cv2.COLOR_RGB2BGR)
-                cv2.imwrite(str(out / "overlay" / f"{name}.png"), bgr)
-                if source.is_video:
-                    if writer is None:
-                        writer = cv2.VideoWriter(str(out / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                                                 source.fps or 30.0, (w, h))
-                        if not writer.isOpened():
-                            raise RuntimeError(f"cannot write video: {out / 'overlay.mp4'}")
-                    writer.write(bgr)
+        sinks = _open_sinks(args, source, pipe.hand_model.faces_for)
+        stamp_of = StampClock(args.frame_id, synthesize=sinks.needs_stamp)
+        t_start = time.perf_counter()
+        try:
+            for frame in tqdm(source, total=len(source), unit="frame", desc="hand-mesh", file=sys.stderr):
+                k = intrinsics(frame)
+                frame_depth = depth(frame) if depth is not None else None
+                t0 = time.perf_counter()
+                result = pipe.process(frame.image, k, camera="cam0", depth=frame_depth)
+                tally.add(result, time.perf_counter() - t0)
+                sinks.write(frame, result, stamp_of(frame))
+        finally:
+            outputs = sinks.close()  # every sink's files complete, also after an error
     finally:
-        if writer is not None:
-            writer.release()
-        if bag_out is not None:
-            bag_out.writer.close()  # a valid bag of what was processed, also after an error
         pipe.close()
-    skipped = dict(getattr(source, "skipped", {}))
-    if n_frames == 0 and skipped:
-        raise InputError(f"no usable frame on {source.image_topic} of {args.input}: skipped "
-                         + ", ".join(f"{n} x {r}" for r, n in sorted(skipped.items())))
-    wall_s = time.perf_counter() - t_start
+    source_entries = source.summary()
     summary = {
         "input": str(args.input),
-        "output": str(out) if out is not None else None,
-        "frames": n_frames,
-        "hands": n_hands,
-        "hands_per_frame": {str(k_): v for k_, v in sorted(hands_per_frame.items())},
-        "sides": dict(sides),
-        "fps": n_frames / wall_s if wall_s > 0 else 0.0,
-        "pipeline_fps": n_frames / process_s if process_s > 0 else 0.0,
-        "wall_s": wall_s,
+        "output": str(Path(args.output)) if args.output else None,
+        **tally.summary(time.perf_counter() - t_start),
         "fallbacks": dict(pipe.fallbacks),
         "redetections": pipe.redetections,
         "skipped": dict(pipe.skipped),
+        **source_entries,  # a bag's "skipped" are its messages
+        **outputs,
     }
-    if isinstance(source, BagFrameSource):
-        summary.update(image_topic=source.image_topic, camera_info_topic=source.camera_info_topic,
-                       skipped=skipped)
-    if bag_out is not None:
-        summary.update(output_bag=str(args.output_bag), output_bag_messages=dict(bag_out.writer.counts))
-    if out is not None:
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    per_frame = " ".join(f"{k_}:{v}" for k_, v in summary["hands_per_frame"].items())
+    if args.output:
+        (Path(args.output) / "summary.json").write_text(json.dumps(summary, indent=1))
+    per_frame = " ".join(f"{n}:{count}" for n, count in summary["hands_per_frame"].items())
+    skipped = source_entries.get("skipped")
     extra = f" skipped={sum(skipped.values())}" if skipped else ""
-    print(f"frames={n_frames} hands={n_hands} (per frame: {per_frame}) fps={summary['fps']:.1f}{extra}")
+    print(f"frames={tally.frames} hands={tally.hands} (per frame: {per_frame}) fps={summary['fps']:.1f}{extra}")
     return summary
 
 

@@ -2,13 +2,15 @@
 
 Used by the offline CLI (``hand-mesh run``), the ``camera_publisher`` node and the
 benchmark, so that all three read a path the same way. Frames are (H, W, 3) uint8 RGB.
+:class:`FrameStream` is what ``hand-mesh run`` reads: :class:`FrameSource` here and
+``bag.BagFrameSource`` (rosbag2) both are one.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Protocol
 
 import numpy as np
 
@@ -48,13 +50,44 @@ class Frame:
         index: 0-based position in the source.
         image: (H, W, 3) uint8 RGB.
         file: the image file (image and folder inputs), else None.
-        time_s: [s] from the start of the video (video inputs), else None.
+        time_s: [s] from the start of the video (video and bag inputs), else None.
+        stamp_ns: the image's own stamp [ns since the epoch] where the input has one (a
+            bag image's ``header.stamp``), else None; 0 counts as none.
+        frame_id: the image's optical frame where the input names one, else "".
+        camera_info: the image's ``sensor_msgs/CameraInfo`` where the input has one (a
+            bag's, as deserialized by rosbags), else None.
     """
 
     index: int
     image: np.ndarray
     file: Optional[str] = None
     time_s: Optional[float] = None
+    stamp_ns: Optional[int] = None
+    frame_id: str = ""
+    camera_info: object = None
+
+
+class FrameStream(Protocol):
+    """An input of ``hand-mesh run``: a re-iterable sequence of :class:`Frame`.
+
+    Attributes:
+        is_video: True when the frames are a sequence of one camera (MediaPipe's tracking
+            mode, track ids carried over), False for independent images.
+        fps: the frame rate [Hz] where known, else None.
+    """
+
+    is_video: bool
+    fps: Optional[float]
+
+    def __len__(self) -> int:
+        """Number of frames one pass yields (for progress; a container's count may be off)."""
+
+    def __iter__(self) -> Iterator[Frame]:
+        """The frames, from the first; raises ``InputError`` for an input that turns out
+        unusable while it is read."""
+
+    def summary(self) -> Dict[str, object]:
+        """The source's entries of ``summary.json`` (e.g. a bag's topics and skipped messages)."""
 
 
 class FrameSource:
@@ -135,3 +168,7 @@ class FrameSource:
             if bgr is None:
                 raise InputError(f"cannot read image: {f}")
             yield Frame(i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), file=str(f))
+
+    def summary(self) -> Dict[str, object]:
+        """No entries: a video or images add nothing to the run's (``FrameStream.summary``)."""
+        return {}
