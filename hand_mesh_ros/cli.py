@@ -5,8 +5,14 @@ Usage::
     hand-mesh run --input VIDEO|IMAGE|FOLDER|BAG [--output DIR] [--fx FX --fy FY --cx CX --cy CY]
                   [--camera-info CALIBRATION.yaml] [--depth VIDEO|FOLDER|FILE]
                   [--image-topic T --camera-info-topic T] [--output-bag OUT.mcap [--bag-images]
-                  [--overwrite]] [--mano-model-dir DIR] [--max-hands N] [--min-score S]
-                  [--mirrored] [--mesh-format ply|obj] [--no-overlay] [--max-frames N]
+                  [--overwrite]] [--mesh-format ply|obj] [--no-overlay] [--max-frames N]
+                  [--<parameter> VALUE ...]
+
+``--<parameter>``: every pipeline parameter of the node (``config.PARAMETERS``: ``--detector``,
+``--max-hands``, ``--smoothing-min-cutoff``, ``--mirrored`` / ``--no-mirrored``, ...), and
+``--tf-prefix`` and ``--image-rectified`` (``--rectified``), with the node's defaults and
+checks. Videos and bags are tracked on the frames' own times (``Frame.time_s``), so
+tracking and smoothing give the same result on any machine.
 
 Images and image folders run MediaPipe in static-image mode (every image independent);
 videos and bags run in tracking mode (landmarks and track ids carried from frame to frame).
@@ -40,7 +46,8 @@ time, image size, intrinsics used, stamp, and per hand: side, track id, score, b
 keypoints [px], 21 joints [m, camera optical frame], MANO parameters, translation and its
 source, hand model), ``meshes/NNNNNN_<side>_<track_id>.<ply|obj>``, ``overlay/NNNNNN.png``
 (unless ``--no-overlay``; for a video also ``overlay.mp4``) and ``summary.json``: counts and
-speed (and skipped bag messages by reason), also printed as one line
+speed (skipped bag messages by reason; the pipeline's skipped hands in ``hands_skipped``),
+also printed as one line
 ``frames=N hands=M (per frame: K:count ...) fps=X``. ``--output-bag OUT.mcap`` writes
 ``/hands/mesh`` (HandMeshArray), ``/tf`` and ``/hands/markers``, stamped with the source
 image's stamp in its optical frame (and, with ``--bag-images``, the input images and
@@ -61,6 +68,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from hand_mesh_ros.bag import BagFrameSource, is_bag
+from hand_mesh_ros.config import PipelineConfig, add_cli_arguments, cli_values
 from hand_mesh_ros.core.types import FrameResult
 from hand_mesh_ros.frames import FrameSource, FrameStream, InputError
 from hand_mesh_ros.offline.inputs import DepthPairing, FrameIntrinsics
@@ -69,19 +77,10 @@ from hand_mesh_ros.offline.sinks import BagSink, FacesFor, FrameJsonSink, MeshSi
 from hand_mesh_ros.offline.stamps import DEFAULT_FRAME_ID, StampClock
 
 
-def pipeline_config(args, static_image_mode: bool):
-    """The ``core.pipeline.PipelineConfig`` of the pipeline flags (the node's parameters of
-    the same names); a flag not given keeps PipelineConfig's default (the node's)."""
-    from hand_mesh_ros.core.pipeline import PipelineConfig
-
-    optional = ("smoothing_min_cutoff", "smoothing_beta", "track_max_missed", "side_hysteresis")
-    return PipelineConfig(
-        detector=args.detector, detector_model=args.detector_model, regressor=args.regressor, device=args.device,
-        max_hands=args.max_hands, min_score=args.min_score, mano_model_dir=args.mano_model_dir or "",
-        checkpoint=args.checkpoint or "", smoothing=args.smoothing, mirrored=args.mirrored,
-        static_image_mode=static_image_mode, precision=args.precision, batch_size=args.batch_size,
-        **{name: getattr(args, name) for name in optional if getattr(args, name) is not None},
-    )
+def pipeline_config(args, static_image_mode: bool) -> PipelineConfig:
+    """The ``PipelineConfig`` of the parameter flags (``config.add_cli_arguments``: the node's
+    parameters of the same names, same defaults; checked by ``PipelineConfig.validate``)."""
+    return PipelineConfig.from_values(cli_values(args), static_image_mode=static_image_mode)
 
 
 def _open_source(args, warn: Callable[[str], None]) -> FrameStream:
@@ -158,7 +157,7 @@ def run(args) -> dict:
         raise InputError("--bag-images needs --output-bag")
     source = _open_source(args, lambda text: tqdm.write(text, file=sys.stderr))
     depth = DepthPairing(args.depth, source) if args.depth else None
-    intrinsics = FrameIntrinsics(args.camera_info, args.rectified, args.fx, args.fy, args.cx, args.cy)
+    intrinsics = FrameIntrinsics(args.camera_info, args.image_rectified, args.fx, args.fy, args.cx, args.cy)
     pipe = HandMeshPipeline(pipeline_config(args, static_image_mode=not source.is_video))
     tally = _Tally()
     try:
@@ -170,7 +169,8 @@ def run(args) -> dict:
                 k = intrinsics(frame)
                 frame_depth = depth(frame) if depth is not None else None
                 t0 = time.perf_counter()
-                result = pipe.process(frame.image, k, camera="cam0", depth=frame_depth)
+                # the frame's own time: tracking and smoothing do not depend on the machine's speed
+                result = pipe.process(frame.image, k, camera="cam0", stamp=frame.time_s, depth=frame_depth)
                 tally.add(result, time.perf_counter() - t0)
                 sinks.write(frame, result, stamp_of(frame))
         finally:
@@ -185,7 +185,8 @@ def run(args) -> dict:
         "fallbacks": dict(pipe.fallbacks),
         "redetections": pipe.redetections,
         "skipped": dict(pipe.skipped),
-        **source_entries,  # a bag's "skipped" are its messages
+        "hands_skipped": dict(pipe.skipped),
+        **source_entries,  # a bag's "skipped" are its messages (its hands' are in "hands_skipped")
         **outputs,
     }
     if args.output:
@@ -216,7 +217,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--overwrite", action="store_true", help="replace an existing --output-bag")
     b.add_argument("--frame-id", default=DEFAULT_FRAME_ID, help="optical frame of video / image inputs "
                                                                "in the output bag")
-    b.add_argument("--tf-prefix", default="hand_", help="TF frame prefix in the output bag")
     g = p.add_argument_group("intrinsics [px] (default: assumed, 60 deg horizontal FOV)")
     g.add_argument("--fx", type=float)
     g.add_argument("--fy", type=float, help="default: --fx")
@@ -224,36 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cy", type=float, help="default: image centre")
     g.add_argument("--camera-info", default="", help="camera_calibration YAML: intrinsics and lens distortion "
                                                      "(instead of --fx/--fy/--cx/--cy)")
-    g.add_argument("--rectified", action="store_true", help="the images are rectified (image_rect): intrinsics "
-                                                            "from the CameraInfo's P (--camera-info or the bag's), "
-                                                            "no lens distortion")
     p.add_argument("--depth", default="", help="registered depth per colour frame: folder of 16-bit PNG/TIFF [mm] "
                                                "or .npy [m], one such file, or a 16-bit lossless video [mm]")
-    p.add_argument("--mano-model-dir", default="", help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl "
-                                                       "(default: the built-in hand model)")
-    p.add_argument("--max-hands", type=int, default=2)
-    p.add_argument("--min-score", type=float, default=0.5)
-    p.add_argument("--mirrored", action="store_true", help="the input is mirrored (selfie view)")
     p.add_argument("--mesh-format", choices=("ply", "obj"), default="ply")
     p.add_argument("--no-overlay", action="store_true", help="write no overlay images / video")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--detector", default="auto",
-                   help="auto (mediapipe_torch on CUDA, mediapipe on CPU) | mediapipe | mediapipe_torch")
-    p.add_argument("--detector-model", default="full", help="full | lite MediaPipe hand networks")
-    p.add_argument("--regressor", default="fit")
-    p.add_argument("--checkpoint", default="", help="HaMeR checkpoint (--regressor hamer)")
-    p.add_argument("--precision", default="auto", help="hamer, mediapipe_torch: auto | fp32 | bf16 | fp16")
-    p.add_argument("--batch-size", type=int, default=8, help="hand crops per forward")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    t = p.add_argument_group("tracking and smoothing (videos and bags; the node's parameters of the same names)")
-    t.add_argument("--smoothing", default="none", help="none | one_euro")
-    t.add_argument("--smoothing-min-cutoff", type=float, help="One Euro cutoff at rest [Hz] (default 2; lower = "
-                                                              "less jitter, more lag)")
-    t.add_argument("--smoothing-beta", type=float, help="One Euro speed coefficient (default 0.5)")
-    t.add_argument("--track-max-missed", type=int, help="frames a track keeps its id while its hand is not seen "
-                                                        "(default 5)")
-    t.add_argument("--side-hysteresis", type=int, help="consecutive frames of the other side label to change a "
-                                                       "track's side (default 10)")
+    add_cli_arguments(p.add_argument_group(
+        "parameters (the node's parameters of the same names and defaults; config/hands.yaml; tracking and "
+        "smoothing apply to videos and bags, images are independent frames)"))
     return parser
 
 
@@ -268,7 +246,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except InputError as e:
         print(f"hand-mesh: error: {e}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, OSError, ImportError) as e:  # e.g. a bad parameter, an unwritable output
         print(f"hand-mesh: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -372,22 +372,30 @@ def launch_overrides(arguments: Mapping[str, str]) -> Dict[str, Any]:
 
 
 def _cli_type(param: Param):
+    """argparse ``type`` of a flag: the text read as the parameter's type (a wrong type is an
+    argparse error, exit 2); whether the value is allowed is :class:`PipelineConfig`'s check."""
     def convert(text: str):
+        if param.kind == "str":
+            return text
         try:
-            return parse_text(param, text, what="parameter")
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
+            return float(text) if param.kind == "float" else int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {param.allowed()}") from None
     convert.__name__ = KINDS[param.kind]
     return convert
 
 
 def add_cli_arguments(group) -> None:
     """A flag per parameter the CLI takes (``Param.in_cli``) on an argparse parser / group:
-    ``--max-hands 3``, ``--mirrored`` / ``--no-mirrored``; defaults from the table. Values are
-    parsed as for launch arguments; range checks happen in :class:`PipelineConfig` ``validate``."""
+    ``--max-hands 3``, ``--mirrored`` / ``--no-mirrored``, defaults from the table, ``dest`` the
+    parameter's name. A value of the wrong type is an argparse error; whether a value is allowed
+    is checked with the others by :class:`PipelineConfig` ``validate`` (one line naming the
+    parameter)."""
     for p in PARAMETERS:
         if not p.in_cli:
             continue
+        if p.kind == "str_list":
+            raise ValueError(f"parameter '{p.name}': a string list cannot be a hand-mesh flag")
         names = [p.flag, *p.cli_aliases]
         helptext = f"{p.doc}" + (f" [{p.unit}]" if p.unit else "") + f" (default: {_yaml_scalar(p.default)})"
         helptext = helptext.replace("%", "%%")

@@ -8,6 +8,8 @@ the table and checked against it.
 import dataclasses
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -127,3 +129,35 @@ def test_node_declares_every_parameter_from_the_table():
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
+
+
+def test_cli_has_a_flag_per_pipeline_parameter_with_the_same_default():
+    from hand_mesh_ros import cli
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["run", "--input", "x"])
+    for p in PARAMETERS:
+        if p.in_cli:
+            assert getattr(args, p.name) == p.default, p.name
+    assert cli.pipeline_config(args, static_image_mode=False) == PipelineConfig()
+    given = parser.parse_args(["run", "--input", "x", "--max-hands", "3", "--nms-iou", "0.4", "--no-mirrored",
+                               "--rectified", "--tf-prefix", "h_", "--detector", "mediapipe_torch"])
+    c = cli.pipeline_config(given, static_image_mode=True)
+    assert (c.max_hands, c.nms_iou, c.mirrored, c.detector, c.static_image_mode) == (3, 0.4, False,
+                                                                                      "mediapipe_torch", True)
+    assert given.image_rectified is True and given.tf_prefix == "h_"
+    with pytest.raises(ValueError, match=r"^parameter 'max_hands': 0 is not allowed"):
+        PipelineConfig(max_hands=0).validate()
+    with pytest.raises(SystemExit) as e:  # a wrong type: argparse's usage error
+        parser.parse_args(["run", "--input", "x", "--max-hands", "two"])
+    assert e.value.code == 2
+
+
+def test_cli_refuses_a_bad_value_with_one_line_naming_the_parameter(tmp_path, capsys):
+    from hand_mesh_ros import cli
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    assert cli.main(["run", "--input", str(tmp_path / "a.png"), "--output", str(tmp_path / "o"),
+                     "--max-hands", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "hand-mesh: error: parameter 'max_hands': 0 is not allowed; allowed: an integer >= 1"

@@ -97,7 +97,7 @@ class OverlaySink:
     ``DIR/overlay.mp4`` (mp4v, that frame rate [Hz], the first frame's size).
 
     Raises:
-        RuntimeError (on write): OpenCV cannot open ``overlay.mp4`` for writing.
+        OSError (on write): OpenCV cannot open ``overlay.mp4`` for writing.
     """
 
     needs_stamp = False
@@ -122,7 +122,7 @@ class OverlaySink:
             h, w = bgr.shape[:2]
             self._video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.video_fps, (w, h))
             if not self._video.isOpened():
-                raise RuntimeError(f"cannot write video: {path}")
+                raise OSError(f"cannot write video: {path}")
         self._video.write(bgr)
 
     def close(self) -> Dict[str, object]:
