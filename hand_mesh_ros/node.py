@@ -78,7 +78,7 @@ from hand_mesh_ros.ros.camera_inputs import TRANSPORTS, CameraInfoWatch, StampBu
 from hand_mesh_ros.ros.diagnostics import CameraTopics, DiagnosticsPublisher, NodeDiagnostics
 from hand_mesh_ros.ros.image_conversion import ImageDecodeError, rgb_to_image, to_depth_metres, to_rgb
 from hand_mesh_ros.ros.sync import StampPairSynchronizer, stamp_ns
-from hand_mesh_ros.ros.throttle import ReasonThrottle, with_held_count
+from hand_mesh_ros.core.throttle import ReasonThrottle, with_held_count
 
 try:  # a real ROS 2 install
     import message_filters  # noqa: F401
