@@ -12,10 +12,10 @@ import importlib.util
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
+from ..base import DETECTOR_MODELS as MODEL_VARIANTS  # ``detector_model`` values: "full", "lite"
+
 #: The mediapipe release whose model files this detector is built and tested for.
 MEDIAPIPE_VERSION = "0.10.21"
-#: ``detector_model`` values: MediaPipe's model_complexity 1 ("full") and 0 ("lite").
-MODEL_VARIANTS = ("full", "lite")
 
 
 class ModelFilesError(FileNotFoundError):
