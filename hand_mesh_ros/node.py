@@ -37,6 +37,7 @@ from rclpy.node import Node
 
 from hand_mesh_ros.config import NODE_NAME, NodeParams, PipelineConfig
 from hand_mesh_ros.core.pipeline import HandMeshPipeline
+from hand_mesh_ros.core.throttle import WARN_THROTTLE_S, ReasonThrottle, with_held_count
 from hand_mesh_ros.ros import camera_inputs, dds_profile, diagnostics
 from hand_mesh_ros.ros.camera_inputs import Frame, LatestFrames, transport_topic
 from hand_mesh_ros.ros.camera_stream import CameraStream, FrameSkip
@@ -44,10 +45,7 @@ from hand_mesh_ros.ros.diagnostics import CameraTopics, DiagnosticsPublisher, No
 from hand_mesh_ros.ros.parameters import declare_parameters
 from hand_mesh_ros.ros.publishers import HandPublishers
 from hand_mesh_ros.ros.sync import stamp_ns
-from hand_mesh_ros.ros.throttle import ReasonThrottle, with_held_count
 
-#: shortest time between two warnings of the same (camera, reason) [s].
-WARN_THROTTLE_S = 5.0
 #: /diagnostics period [s] and the window of its rates and latency statistics [s].
 DIAGNOSTICS_PERIOD_S = 1.0
 DIAGNOSTICS_WINDOW_S = 5.0

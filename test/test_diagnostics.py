@@ -1,10 +1,9 @@
-"""Per-reason throttled warnings and the node's diagnostics (windowed rates, drops, skips,
-latency, levels) with a controlled clock; the DiagnosticArray they become."""
+"""The node's diagnostics (windowed rates, drops, skips, latency, levels) with a controlled
+clock; the DiagnosticArray they become."""
 import pytest
 
 from hand_mesh_ros.ros.diagnostics import (CAMERA_INFO_ASSUMED, CAMERA_INFO_OK, CAMERA_INFO_REQUIRED, ERROR,
                                            OK, WARN, CameraTopics, NodeDiagnostics, to_diagnostic_array)
-from hand_mesh_ros.ros.throttle import ReasonThrottle, with_held_count
 
 
 class Clock:
@@ -13,22 +12,6 @@ class Clock:
 
     def __call__(self):
         return self.t
-
-
-def test_throttle_is_per_reason_and_counts_what_it_held_back():
-    clock = Clock()
-    th = ReasonThrottle(5.0, clock)
-    # three kinds of problem within 3 s: each is logged (one shared throttle logged only the first)
-    assert [th(k) for k in ("unsupported_encoding", "bad_camera_info", "empty_image")] == [0, 0, 0]
-    clock.t += 1.0
-    assert th("unsupported_encoding") is None and th("unsupported_encoding") is None
-    clock.t += 4.5
-    assert th("unsupported_encoding") == 2  # the next message says 2 were held back
-    assert th("empty_image") == 0
-    assert with_held_count("skipping", 2) == "skipping (2 more since the last such message)"
-    assert with_held_count("skipping", 0) == "skipping"
-    with pytest.raises(ValueError):
-        ReasonThrottle(0.0)
 
 
 def _diag(**kw):

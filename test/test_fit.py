@@ -12,6 +12,7 @@ from hand_mesh_ros.core.camera import project
 from hand_mesh_ros.core.fit import ManoFitter, right_jacobian, world_landmark_rotation
 from hand_mesh_ros.core.kinematics import JointKinematics
 from hand_mesh_ros.core.hand_model import load_hand_model
+from hand_mesh_ros.core.mano_params import ManoParams
 from hand_mesh_ros.core.types import CameraIntrinsics
 
 
@@ -101,8 +102,7 @@ def test_warm_start_stays_converged(builtin):
     joints, right, _ = _random_hands(builtin, 2, seed=3)
     fitter = ManoFitter(builtin)
     first = fitter.fit(joints, right)
-    init = np.concatenate([first.global_orient, first.hand_pose, first.betas], 1)
-    again = fitter.fit(joints, right, init=init)
+    again = fitter.fit(joints, right, init=first.params.to_vector())
     assert again.error.max() <= first.error.max() + 1e-4
 
 
@@ -204,7 +204,7 @@ def test_bad_warm_start_is_restarted(builtin):
     uv = np.stack([project(j + t, K) for j in joints])
     intr = np.tile([K.fx, K.fy, K.cx, K.cy], (2, 1))
     world = np.einsum("bji,bnj->bni", world_landmark_rotation(uv, intr), joints)
-    wrong = np.concatenate([(go + np.pi * torch.tensor([0.0, 1.0, 0.0])).numpy(), -hp.numpy(), betas.numpy()], 1)
+    wrong = ManoParams((go + np.pi * torch.tensor([0.0, 1.0, 0.0])).numpy(), -hp.numpy(), betas.numpy()).to_vector()
     fitter = ManoFitter(builtin)
     res = fitter.fit(world, right, init=wrong, keypoints_2d=uv, intrinsics=intr)
     assert res.restarted.all()

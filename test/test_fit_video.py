@@ -95,7 +95,7 @@ def _fit_video(detections, K, noise, seed):
     for det in detections:
         uv = det.keypoints_2d.astype(np.float64) + rng.uniform(-noise, noise, (21, 2))
         res = fitter.fit(det.keypoints_3d[None], np.array([True]), init=init, keypoints_2d=uv[None], intrinsics=intr)
-        init = None if res.poor[0] else np.concatenate([res.global_orient, res.hand_pose, res.betas], 1)
+        init = None if res.poor[0] else res.params.to_vector()
         rows.append(figures(res.joints[0] + res.offset[0], det, K))
     return rows
 

@@ -211,15 +211,15 @@ def test_regressor_reproduces_reference_for_centred_crops(golden_hamer, regresso
     fwd = np.load(golden_hamer / "golden_forward.npz")
     items = _golden_items(golden_hamer, centred=True)
     out = regressor.regress(items)
-    assert all(np.array_equal(o["ray_rotation"], np.eye(3)) for o in out)
-    verts = np.stack([o["vertices"] for o in out])
-    joints = np.stack([o["joints"] for o in out])
+    assert all(np.array_equal(o.ray_rotation, np.eye(3)) for o in out)
+    verts = np.stack([o.vertices for o in out])
+    joints = np.stack([o.joints for o in out])
     assert np.abs(verts - cam["verts_flipped"]).max() <= 1e-4
     assert np.abs(joints - cam["keypoints_3d_flipped"]).max() <= 1e-4
     pc = flip_cam_for_side(fwd["pred_cam"], cam["right"])
     ref = cam_crop_to_full_reference(pc, cam["box_center"], cam["box_size"], 2 * cam["box_center"],
                                      cam["scaled_focal_length"])  # image centre = crop centre
-    transl = np.stack([o["transl"] for o in out])
+    transl = np.stack([o.params.transl for o in out])
     print("translation vs reference (centred crops):", np.abs(transl - ref).max(), "m")
     assert np.allclose(transl, ref, rtol=1e-5, atol=1e-5)
 
@@ -237,15 +237,15 @@ def test_regressor_off_centre_is_the_reference_turned_onto_the_viewing_ray(golde
     for k, (o, it) in enumerate(zip(out, items)):
         K = it.intrinsics
         ray = viewing_ray_rotation(cam["box_center"][k][None], K.fx, K.fy, K.cx, K.cy)[0]
-        np.testing.assert_allclose(o["ray_rotation"], ray, atol=1e-12)
+        np.testing.assert_allclose(o.ray_rotation, ray, atol=1e-12)
         angle = np.degrees(np.arccos(np.clip((np.trace(ray) - 1) / 2, -1, 1)))
-        placed = o["vertices"] + o["transl"]
+        placed = o.vertices + o.params.transl
         want = cam["verts_flipped"][k].astype(np.float64) @ ray.T + cam["pred_cam_t_full"][k]
         print(f"hand {k}: viewing ray {angle:.1f} deg off the optical axis; placed vertices within "
               f"{np.abs(placed - want).max():.1e} m of the rotated reference")
         assert angle > 0.05  # small: the reference's assumed focal is 16562 / 11719 px
         assert np.abs(placed - want).max() <= 2e-4
-        root = Rotation.from_rotvec(o["params"][:3]).as_matrix()
+        root = Rotation.from_rotvec(o.params.global_orient).as_matrix()
         ref_root = fwd["pred_mano_params_global_orient"][k, 0].astype(np.float64)
         if not it.is_right:
             ref_root = np.diag([-1.0, 1, 1]) @ ref_root @ np.diag([-1.0, 1, 1])
@@ -260,13 +260,13 @@ def test_left_hand_parameters_and_rotations_are_mirrored(golden_hamer, regressor
     # the same crop content gives mirrored outputs, except for the crop mirroring itself,
     # so compare the left output against the model re-posed with its own parameters
     model = regressor.hand_model
-    p = torch.from_numpy(o_l["params"][None]).float()
-    posed = model(p[:, :3], p[:, 3:48], p[:, 48:], torch.tensor([False]))
-    assert np.abs(posed.vertices[0].numpy() - o_l["vertices"]).max() < 1e-4
-    assert np.abs(posed.joint_rotations[0].numpy() - o_l["joint_rotations"]).max() < 1e-4
-    rots = o_l["joint_rotations"]
+    p = [torch.from_numpy(a[None]).float() for a in (o_l.params.global_orient, o_l.params.hand_pose, o_l.params.betas)]
+    posed = model(*p, torch.tensor([False]))
+    assert np.abs(posed.vertices[0].numpy() - o_l.vertices).max() < 1e-4
+    assert np.abs(posed.joint_rotations[0].numpy() - o_l.joint_rotations).max() < 1e-4
+    rots = o_l.joint_rotations
     assert np.allclose(np.linalg.det(rots), 1.0, atol=1e-5)
-    assert o_r["transl"][2] > 0 and o_l["transl"][2] > 0
+    assert o_r.params.transl[2] > 0 and o_l.params.transl[2] > 0
 
 
 def test_out_of_memory_splits_the_batch(golden_hamer, regressor, monkeypatch, caplog):
@@ -287,8 +287,8 @@ def test_out_of_memory_splits_the_batch(golden_hamer, regressor, monkeypatch, ca
     assert sizes[:3] == [4, 2, 1] and regressor.oom_splits - before == 2
     assert "out of memory" in caplog.text
     for a, b in zip(got, expected):
-        assert np.abs(a["vertices"] - b["vertices"]).max() < 1e-5
-        assert np.allclose(a["transl"], b["transl"], rtol=1e-5)
+        assert np.abs(a.vertices - b.vertices).max() < 1e-5
+        assert np.allclose(a.params.transl, b.params.transl, rtol=1e-5)
 
 
 def test_bf16_autocast_path_runs_and_stays_close(golden_hamer, regressor):
@@ -299,8 +299,8 @@ def test_bf16_autocast_path_runs_and_stays_close(golden_hamer, regressor):
     bf16 = HamerRegressor(str(golden_hamer / "tiny_hamer.ckpt"), device="cpu", precision="bf16")
     assert bf16.autocast_dtype == torch.bfloat16
     got = bf16.regress(items)
-    dv = max(np.abs(a["vertices"] - b["vertices"]).max() for a, b in zip(got, ref))
-    dt = max(np.abs(a["transl"] - b["transl"]).max() / b["transl"][2] for a, b in zip(got, ref))
+    dv = max(np.abs(a.vertices - b.vertices).max() for a, b in zip(got, ref))
+    dt = max(np.abs(a.params.transl - b.params.transl).max() / b.params.transl[2] for a, b in zip(got, ref))
     print(f"bf16 vs fp32: vertices {dv * 1e3:.2f} mm, translation {dt * 100:.2f} % of depth")
     assert dv < 0.005 and dt < 0.01
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
@@ -369,21 +369,21 @@ def test_regressor_same_crop_at_centre_and_edge(golden_hamer, regressor):
     K = CameraIntrinsics(900.0, 850.0, float(c[0]), float(c[1]), canvas.shape[1], canvas.shape[0])
     items = [HamerItem(canvas, boxes[k], True, K) for k in ("centre", "edge")]
     out = dict(zip(("centre", "edge"), regressor.regress(items)))
-    np.testing.assert_allclose(out["centre"]["pred_cam"], out["edge"]["pred_cam"], atol=1e-4)  # same crop
-    assert np.array_equal(out["centre"]["ray_rotation"], np.eye(3))
+    np.testing.assert_allclose(out["centre"].pred_cam, out["edge"].pred_cam, atol=1e-4)  # same crop
+    assert np.array_equal(out["centre"].ray_rotation, np.eye(3))
     crops = make_crops(canvas, np.stack([boxes["centre"], boxes["edge"]]), [True, True], pixel_aspect=K.fx / K.fy)
     ray = viewing_ray_rotation(crops.box_center[1:], K.fx, K.fy, K.cx, K.cy)[0]
     angle = np.degrees(Rotation.from_matrix(ray).magnitude())
     assert angle > 30
-    rc = Rotation.from_rotvec(out["centre"]["params"][:3]).as_matrix()
-    re = Rotation.from_rotvec(out["edge"]["params"][:3]).as_matrix()
+    rc = Rotation.from_rotvec(out["centre"].params.global_orient).as_matrix()
+    re = Rotation.from_rotvec(out["edge"].params.global_orient).as_matrix()
     np.testing.assert_allclose(re, ray @ rc, atol=1e-4)
-    np.testing.assert_allclose(out["edge"]["joint_rotations"], ray @ out["centre"]["joint_rotations"], atol=1e-4)
+    np.testing.assert_allclose(out["edge"].joint_rotations, ray @ out["centre"].joint_rotations, atol=1e-4)
     for k, row in (("centre", 0), ("edge", 1)):
         o = out[k]
-        s, tx, ty = o["pred_cam"].astype(np.float64)
+        s, tx, ty = o.pred_cam.astype(np.float64)
         a = crops.box_size[row] * s / 2  # crop scale [square px / m]
-        origin = o["transl"] - (o["ray_rotation"] @ o["joints"][0] - o["joints"][0])  # model origin placed
+        origin = o.params.transl - (o.ray_rotation @ o.joints[0] - o.joints[0])  # model origin placed
         uv = np.array([K.fx * origin[0] / origin[2] + K.cx, K.fy * origin[1] / origin[2] + K.cy])
         np.testing.assert_allclose(uv, crops.box_center[row] + a * np.array([K.fx / K.fy, 1.0]) * [tx, ty],
                                    atol=1e-3)

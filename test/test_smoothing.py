@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from hand_mesh_ros.core.mano_params import ManoParams
 from hand_mesh_ros.core.smoothing import (HandSmoother, OneEuroFilter, RotationOneEuroFilter,
                                           continuous_rotvec, joint_accelerations)
 
@@ -149,15 +150,16 @@ def test_hand_smoother_shapes_constant_and_non_finite():
     rng = np.random.default_rng(7)
     go, hp, betas, transl = rng.normal(0, 1, 3), rng.normal(0, 0.3, 45), rng.normal(0, 1, 10), np.array([0, 0, 0.5])
     s = HandSmoother(1.0, 0.5)
+    fields = lambda p: (p.global_orient, p.hand_pose, p.betas, p.transl)  # noqa: E731
     for i in range(10):
-        out = s(go, hp, betas, transl, i / FPS)
+        out = fields(s(ManoParams(go, hp, betas, transl), i / FPS))
         assert [o.shape for o in out] == [(3,), (45,), (10,), (3,)]
         for o, x in zip(out, (go, hp, betas, transl)):
             np.testing.assert_allclose(o, x, atol=1e-9)
-    bad = s(go, hp, betas, np.array([np.nan, 0, 0.5]), 11 / FPS)   # passes, restarts the filters
-    assert np.isnan(bad[3][0])
-    moved = s(go, hp, betas, transl + [0.1, 0, 0], 12 / FPS)       # first sample after the restart
-    np.testing.assert_allclose(moved[3], transl + [0.1, 0, 0])
+    bad = s(ManoParams(go, hp, betas, np.array([np.nan, 0, 0.5])), 11 / FPS)   # passes, restarts the filters
+    assert np.isnan(bad.transl[0])
+    moved = s(ManoParams(go, hp, betas, transl + [0.1, 0, 0]), 12 / FPS)       # first sample after the restart
+    np.testing.assert_allclose(moved.transl, transl + [0.1, 0, 0])
 
 
 def test_hand_smoother_translation_speed_in_hand_lengths():
@@ -167,9 +169,9 @@ def test_hand_smoother_translation_speed_in_hand_lengths():
     for i in range(45):
         t = i / FPS
         go = (Rotation.from_rotvec([0, 0, 3.0 * t]) * Rotation.from_rotvec([0.1, 0.2, 0.3])).as_rotvec()
-        out = s(go, np.zeros(45), np.zeros(10), np.array([0.3 * t, 0, 0.5]), t)
-        lag_t = abs(out[3][0] - 0.3 * t) / 0.1                  # hand lengths
-        lag_r = angle_between(out[0], go)[0]                      # rad = fingertip travel / length
+        out = s(ManoParams(go, np.zeros(45), np.zeros(10), np.array([0.3 * t, 0, 0.5])), t)
+        lag_t = abs(out.transl[0] - 0.3 * t) / 0.1               # hand lengths
+        lag_r = angle_between(out.global_orient, go)[0]           # rad = fingertip travel / length
     assert lag_t == pytest.approx(lag_r, rel=0.2)
 
 

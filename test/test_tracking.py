@@ -188,31 +188,48 @@ def test_max_missed_zero_drops_at_first_miss():
     assert b.track_id != a.track_id
 
 
+def test_ended_tracks_are_reported_once():
+    """A dropped or forgotten track's id goes to ``take_ended`` once (the stages then drop
+    its warm start and smoother); a track that only misses frames is not reported."""
+    tr = HandTracker(max_missed=2)
+    a, b = tr.update([det(100), det(400)])
+    assert tr.take_ended() == []
+    for _ in range(2):
+        (b2,) = tr.update([det(400)])
+        assert b2 is b and tr.take_ended() == []
+    tr.update([det(400)])                        # a missed a third time: dropped
+    assert tr.take_ended() == [a.track_id] and tr.take_ended() == []
+    tr.reset()
+    assert tr.take_ended() == [b.track_id]
+
+
 # ------------------------------------------------------------------ sides
 def test_side_label_noise_never_flips_a_track():
     """Isolated wrong labels (runs shorter than side_hysteresis) leave the side and the
-    warm start alone."""
+    warm start alone (no end of the track's state is reported)."""
     rng = np.random.default_rng(5)
     tr = HandTracker(side_hysteresis=4)
     (t,) = tr.update([det(100)])
-    t.params = np.zeros(58)
+    assert tr.take_ended() == []
     run = 0
     for f in range(300):
         wrong = rng.random() < 0.3 and run < 3
         run = run + 1 if wrong else 0
         (t2,) = tr.update([det(100 + rng.normal(0, 2), side=LEFT if wrong else RIGHT, mirror=False)])
-        assert t2 is t and t.side == RIGHT and t.params is not None, f"frame {f}"
+        assert t2 is t and t.side == RIGHT and tr.take_ended() == [], f"frame {f}"
 
 
 def test_side_changes_after_hysteresis_frames_and_clears_state():
+    """The side change ends the track's state (warm start, smoother) in the stages: its
+    id is reported once, in the frame of the change."""
     tr = HandTracker(side_hysteresis=3)
     (t,) = tr.update([det(100)])
-    t.params, t.smoother = np.zeros(58), object()
+    assert tr.take_ended() == []
     for k in range(3):
         (t2,) = tr.update([det(100, side=LEFT, mirror=False)])
         assert t2 is t
         assert t.side == (LEFT if k == 2 else RIGHT)
-    assert t.params is None and t.smoother is None
+        assert tr.take_ended() == ([t.track_id] if k == 2 else [])
 
 
 def test_new_track_takes_first_side_with_hysteresis():

@@ -30,7 +30,8 @@ Starting points:
 
 1. Closed form (Umeyama 1991 Kabsch for the palm, then a minimal swing per bone, parents
    first) — for a new hand, and as the restart below.
-2. Warm start: the same track's previous ``[global_orient, hand_pose, betas]``.
+2. Warm start: the same track's previous ``[global_orient, hand_pose, betas]``
+   (``ManoParams.to_vector``).
 
 A warm start can lead into a wrong local minimum and stay there frame after frame (seen
 on another CPU's rounding: 23 mm 3D RMS instead of 5). So each fit's quality is checked
@@ -52,8 +53,9 @@ from scipy.spatial.transform import Rotation
 from threadpoolctl import ThreadpoolController
 
 from .camera import solve_translation_batch, viewing_ray_rotation
-from .hand_model import JOINT_ROTATION_SOURCE
-from .kinematics import MANO_TO_OPENPOSE, JointKinematics, skew
+from .hand_model import JOINT_ROTATION_SOURCE, MANO_TO_OPENPOSE
+from .kinematics import JointKinematics, skew
+from .mano_params import ManoParams
 
 #: (63, 3) d(keypoints)/d(translation): one identity per keypoint.
 _EYE_T = np.tile(np.eye(3), (21, 1))
@@ -62,6 +64,13 @@ _THREADPOOLS: Optional[ThreadpoolController] = None
 #: Extended (16 joints + 5 tips) indices of the palm points used for the root rotation:
 #: wrist + 4 MCPs.
 PALM = np.array([0, 1, 4, 7, 10])
+
+#: Columns of the LM unknowns (and of the Jacobian): the MANO parameter vector's layout
+#: (``ManoParams``; the root as a manifold perturbation δ_root), then the camera translation
+#: t (3) and, with 2D keypoints, the keypoint origin c (3).
+_ROOT, _POSE, _BETAS = ManoParams.GLOBAL_ORIENT, ManoParams.HAND_POSE, ManoParams.BETAS
+_T = slice(ManoParams.SIZE, ManoParams.SIZE + 3)
+_C = slice(_T.stop, _T.stop + 3)
 
 
 @dataclass
@@ -147,6 +156,11 @@ class FitResult:
     restarted: np.ndarray
     poor: np.ndarray
     iterations: np.ndarray
+
+    @property
+    def params(self) -> ManoParams:
+        """(B, ...) float32 ``global_orient``, ``hand_pose``, ``betas`` and ``offset`` as ``transl``."""
+        return ManoParams(self.global_orient, self.hand_pose, self.betas, self.offset)
 
 
 def _min_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -283,9 +297,9 @@ class ManoFitter:
         for k in range(15):
             prior[:, 3 * k:3 * k + 3, 3 * k:3 * k + 3] = self._prior_blocks[:, k]
         #: (2, 64, 64) JᵀJ of the (linear) prior residuals, per side
-        self._prior_normal = np.zeros((2, 64, 64))
-        self._prior_normal[:, 3:48, 3:48] = prior.transpose(0, 2, 1) @ prior
-        self._prior_normal[:, 48:58, 48:58] = self.cfg.betas_prior ** 2 * np.eye(10)
+        self._prior_normal = np.zeros((2, _C.stop, _C.stop))
+        self._prior_normal[:, _POSE, _POSE] = prior.transpose(0, 2, 1) @ prior
+        self._prior_normal[:, _BETAS, _BETAS] = self.cfg.betas_prior ** 2 * np.eye(10)
 
     def _joint_prior(self, side: int) -> np.ndarray:
         """(15, 3, 3) prior matrices ``λ_pose (I - b bᵀ) + λ_twist b bᵀ`` per finger joint,
@@ -333,8 +347,8 @@ class ManoFitter:
         Args:
             keypoints: (B, 21, 3) float [m], OpenPose order, camera-aligned axes.
             is_right: (B,) bool.
-            init: optional (B, 58) warm start ``[global_orient, hand_pose, betas]``; rows
-                with a NaN start from the closed-form guess.
+            init: optional (B, 58) warm start ``[global_orient, hand_pose, betas]``
+                (``ManoParams.to_vector``); rows with a NaN start from the closed-form guess.
             keypoints_2d: optional (B, 21, 2) [px] image keypoints (undistorted, pinhole);
                 with ``intrinsics`` (B, 4) ``fx, fy, cx, cy`` [px] the fit includes the
                 reprojection term and ``FitResult.offset`` is the camera translation.
@@ -368,12 +382,12 @@ class ManoFitter:
         cold = np.ones(B, bool)
         state = _State(np.empty((B, 3, 3)), np.empty((B, 15, 3)), np.zeros((B, 10)), None, None)
         if init is not None:
-            init = np.asarray(init, np.float64).reshape(B, 58)
+            init = np.asarray(init, np.float64).reshape(B, ManoParams.SIZE)
             cold = ~np.isfinite(init).all(1)
-            warm = ~cold
-            state.root[warm] = _exp(init[warm, :3])
-            state.hand_pose[warm] = init[warm, 3:48].reshape(-1, 15, 3)
-            state.betas[warm] = init[warm, 48:]
+            warm = ManoParams.from_vector(init[~cold])
+            state.root[~cold] = _exp(warm.global_orient)
+            state.hand_pose[~cold] = warm.hand_pose.reshape(-1, 15, 3)
+            state.betas[~cold] = warm.betas
         if cold.any():
             state = self._closed_form(state, cold, kp, side)
         state, problem, ks = self._start(problem, state)
@@ -443,23 +457,24 @@ class ManoFitter:
 
     def _data_jacobian(self, problem: _Problem, state: _State, ks) -> np.ndarray:
         """(B, 63 [+ 42], P) Jacobian of the data residuals (3D, then 2D) of ``_evaluate``
-        with respect to ``[δ_root (3), hand_pose (45), β (10), t (3)(, c (3))]`` (δ_root:
-        the root rotation perturbed on the manifold, ``R_0 <- R_0 exp([δ]x)``)."""
+        with respect to ``[δ_root (3), hand_pose (45), β (10), t (3)(, c (3))]`` (columns
+        ``_ROOT``, ``_POSE``, ``_BETAS``, ``_T``, ``_C``; δ_root: the root rotation perturbed
+        on the manifold, ``R_0 <- R_0 exp([δ]x)``)."""
         cfg = self.cfg
         B = len(state.t)
         d_rot, d_betas = self.kin.jacobian(ks)                           # (B, 63, 48), (B, 63, 10)
         # hand_pose is additive axis-angle: chain through the right Jacobian of each joint
         jr = right_jacobian(state.hand_pose)                             # (B, 15, 3, 3)
-        d_pose = (d_rot[:, :, 3:].reshape(B, 63, 15, 1, 3) @ jr[:, None]).reshape(B, 63, 45)
+        d_pose = (d_rot[:, :, _POSE].reshape(B, 63, 15, 1, 3) @ jr[:, None]).reshape(B, 63, 45)
         eye_t = np.broadcast_to(_EYE_T, (B, 63, 3))
-        dX = np.concatenate([d_rot[:, :, :3], d_pose, d_betas, eye_t], 2)   # (B, 63, 61)
+        dX = np.concatenate([d_rot[:, :, _ROOT], d_pose, d_betas, eye_t], 2)   # (B, 63, 61)
         w3 = 1000.0 * cfg.weight_3d
         if problem.uv is None:
             return w3 * dX
-        Jac = np.empty((B, 105, 64))
-        Jac[:, :63, :61] = w3 * dX
-        Jac[:, :63, 61:] = -w3 * eye_t
-        Jac[:, 63:, 61:] = 0.0
+        Jac = np.empty((B, 105, _C.stop))
+        Jac[:, :63, :_T.stop] = w3 * dX
+        Jac[:, :63, _C] = -w3 * eye_t
+        Jac[:, 63:, _C] = 0.0
         X = ks.keypoints + state.t[:, None]
         fx, fy = problem.intr[:, 0, None], problem.intr[:, 1, None]
         z = X[..., 2].clip(1e-3)
@@ -469,7 +484,7 @@ class ManoFitter:
         dpi[..., 1, 1] = fy / z
         dpi[..., 1, 2] = -fy * X[..., 1] / z ** 2
         w2 = (1000.0 * cfg.weight_2d * problem.scale)[:, None, None, None]
-        Jac[:, 63:, :61] = (w2 * (dpi @ dX.reshape(B, 21, 3, 61))).reshape(B, 42, 61)
+        Jac[:, 63:, :_T.stop] = (w2 * (dpi @ dX.reshape(B, 21, 3, _T.stop))).reshape(B, 42, _T.stop)
         return Jac
 
     def _normal_equations(self, problem: _Problem, state: _State, ks, r: np.ndarray):
@@ -480,17 +495,17 @@ class ManoFitter:
         n, P = Jd.shape[1], Jd.shape[2]
         prior = self._prior_normal[problem.side][:, :P, :P]
         x = np.zeros((len(r), P))
-        x[:, 3:48] = state.hand_pose.reshape(-1, 45)
-        x[:, 48:58] = state.betas
+        x[:, _POSE] = state.hand_pose.reshape(-1, 45)
+        x[:, _BETAS] = state.betas
         JtJ = Jd.transpose(0, 2, 1) @ Jd + prior
         g = (r[:, None, :n] @ Jd)[:, 0] + (prior @ x[..., None])[..., 0]
         return JtJ, g
 
     @staticmethod
     def _step(state: _State, step: np.ndarray) -> _State:
-        c = state.c + step[:, 61:64] if step.shape[1] > 61 else state.c
-        return _State(state.root @ _exp(step[:, :3]), state.hand_pose + step[:, 3:48].reshape(-1, 15, 3),
-                      state.betas + step[:, 48:58], state.t + step[:, 58:61], c)
+        c = state.c + step[:, _C] if step.shape[1] > _T.stop else state.c
+        return _State(state.root @ _exp(step[:, _ROOT]), state.hand_pose + step[:, _POSE].reshape(-1, 15, 3),
+                      state.betas + step[:, _BETAS], state.t + step[:, _T], c)
 
     def _levenberg_marquardt(self, problem: _Problem, state: _State, ks, iterations: np.ndarray):
         """LM on B hands from ``state`` (kinematic state ``ks``); hand b stops after

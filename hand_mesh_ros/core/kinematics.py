@@ -34,8 +34,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-#: MANO joint index (16 joints, then 5 fingertips as 16..20) of each OpenPose joint.
-MANO_TO_OPENPOSE = np.array([0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20])
+from .hand_model import MANO_TO_OPENPOSE
+
+#: ``hand_model.MANO_TO_OPENPOSE`` as an index array: MANO joint index (16 joints, then 5
+#: fingertips as 16..20) of each OpenPose joint.
+_OPENPOSE_ORDER = np.asarray(MANO_TO_OPENPOSE)
 
 
 def skew(v: np.ndarray) -> np.ndarray:
@@ -136,7 +139,7 @@ class JointKinematics:
         betas = np.asarray(betas, np.float64).reshape(-1, 10)
         side = np.asarray(side, np.int64).reshape(-1)
         tips = self.tip_template[side] + (self.tip_shapedirs[side] @ betas[:, None, :, None])[..., 0]
-        return np.concatenate([self.rest_joints(betas, side), tips], 1)[:, MANO_TO_OPENPOSE]
+        return np.concatenate([self.rest_joints(betas, side), tips], 1)[:, _OPENPOSE_ORDER]
 
     def forward(self, rotations: np.ndarray, betas: np.ndarray, side: np.ndarray) -> KinematicState:
         """Pose B hands.
@@ -166,7 +169,7 @@ class JointKinematics:
             v = v + (feature @ self.tip_posedirs[side].reshape(B, feature.shape[2], -1)).reshape(v.shape)
         x = (G[:, None] @ (v[:, :, None, :] - J[:, None])[..., None])[..., 0] + p[:, None]
         tips = (self.tip_weights[side][:, :, None, :] @ x)[:, :, 0]
-        keypoints = np.concatenate([p, tips], 1)[:, MANO_TO_OPENPOSE]
+        keypoints = np.concatenate([p, tips], 1)[:, _OPENPOSE_ORDER]
         return KinematicState(keypoints, p, G, x, rotations, np.asarray(side))
 
     def vertices(self, state: KinematicState, betas: np.ndarray) -> np.ndarray:
@@ -216,7 +219,7 @@ class JointKinematics:
             posedirs = self.tip_posedirs[side].reshape(B, n - 1, 9, -1, 3)
             d_v = np.einsum("bkcf,bkftx->btkcx", d_feature.reshape(B, n - 1, 3, 9), posedirs)
             d_tip[:, :, 1:] += np.einsum("btxy,btkcy->btkxc", WG, d_v)
-        d_rot = np.concatenate([d_joint, d_tip], 1)[:, MANO_TO_OPENPOSE]    # (B, 21, 16, 3, 3)
+        d_rot = np.concatenate([d_joint, d_tip], 1)[:, _OPENPOSE_ORDER]    # (B, 21, 16, 3, 3)
         d_rot = d_rot.transpose(0, 1, 3, 2, 4).reshape(B, 63, 3 * n)
         # betas: chain recursion for the joints, then skinning of the tips
         S = self.j_shapedirs[side]                                           # (B, 16, 3, 10)
@@ -227,5 +230,5 @@ class JointKinematics:
             dp[:, idx] = dp[:, par] + G[:, par] @ (S[:, idx] - S[:, par])
         GS = G @ S                                                           # (B, 16, 3, 10)
         d_tips_b = WG @ self.tip_shapedirs[side] + (w @ (dp - GS).reshape(B, n, -1)).reshape(B, -1, 3, 10)
-        d_betas = np.concatenate([dp, d_tips_b], 1)[:, MANO_TO_OPENPOSE].reshape(B, 63, -1)
+        d_betas = np.concatenate([dp, d_tips_b], 1)[:, _OPENPOSE_ORDER].reshape(B, 63, -1)
         return d_rot, d_betas

@@ -30,10 +30,12 @@ the one nearest the previous output), so a consumer differencing them sees no 2 
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 from scipy.spatial.transform import Rotation
+
+from .mano_params import ManoParams
 
 #: Cutoff of the speed estimate [Hz] (the paper's recommended 1 Hz).
 D_CUTOFF_HZ = 1.0
@@ -185,10 +187,10 @@ class HandSmoother:
             per hand length (:data:`TRANSLATION_SPEED_UNIT_M`) per second for the
             translation, per unit/s for betas.
 
-    ``__call__(global_orient, hand_pose, betas, transl, t)`` with (3,) axis-angle [rad],
-    (45,) = 15 axis-angle [rad], (10,), (3,) [m] and the image time ``t`` [s] returns the
-    four filtered float64 arrays, same shapes. Non-finite input restarts the filters and
-    is returned unchanged (it never poisons the state).
+    ``__call__(params, t)`` with one hand's ``ManoParams`` (global_orient (3,) and hand_pose
+    (45,) axis-angle [rad], betas (10,), transl (3,) [m]) and the image time ``t`` [s]
+    returns the filtered ``ManoParams``, float64, same shapes. Non-finite input restarts
+    the filters and is returned unchanged (it never poisons the state).
 
     Raises:
         ValueError: a parameter out of range.
@@ -203,15 +205,13 @@ class HandSmoother:
         for f in (self.rotations, self.betas, self.transl):
             f.reset()
 
-    def __call__(self, global_orient, hand_pose, betas, transl,
-                 t: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        rot = np.concatenate([np.ravel(global_orient), np.ravel(hand_pose)]).astype(np.float64)
-        betas, transl = np.asarray(betas, np.float64), np.asarray(transl, np.float64)
+    def __call__(self, params: ManoParams, t: float) -> ManoParams:
+        rot = params.rotvecs().astype(np.float64)      # (16, 3)
+        betas, transl = np.asarray(params.betas, np.float64), np.asarray(params.transl, np.float64)
         if not (np.isfinite(rot).all() and np.isfinite(betas).all() and np.isfinite(transl).all()):
             self.reset()
-            return rot[:3], rot[3:], betas, transl
-        rot = self.rotations(rot.reshape(-1, 3), t).reshape(-1)
-        return rot[:3], rot[3:], self.betas(betas, t), self.transl(transl, t)
+            return ManoParams.from_rotvecs(rot, betas, transl)
+        return ManoParams.from_rotvecs(self.rotations(rot, t), self.betas(betas, t), self.transl(transl, t))
 
 
 def joint_accelerations(joints) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Frame-to-frame hand tracking for one camera: one hand = one output = one id.
 
-Per image, in this order (``HandMeshPipeline`` calls them):
+Per image, in this order (``association.Association`` calls them for the pipeline):
 
 1. **Duplicates** (:func:`suppress_duplicates`, before ``max_hands``): greedy non-maximum
    suppression by descending score, side-agnostic (a detector may report one hand twice,
@@ -26,28 +26,29 @@ Per image, in this order (``HandMeshPipeline`` calls them):
 3. **Side hysteresis** (new and old tracks alike): a new track takes the side of its first
    detection; a track's side changes only after ``side_hysteresis`` consecutive matched
    frames all report the other side (a frame agreeing with the track's side restarts the
-   count; missed frames do not count). A side change clears the track's warm start and
-   smoothing state (another hand model).
+   count; missed frames do not count). A side change ends the track's per-track state in
+   the later stages (the fit's warm start, the smoother: another hand model), as does the
+   end of the track (:meth:`HandTracker.take_ended`).
 4. **Primary track per side** (TF ``<tf_prefix><side>``): a side's primary track stays
    primary until it is dropped or changes side, even through missed frames (then
    ``hand_<side>`` is simply not published in those frames — it never jumps to another
    hand); a side without a primary gives it to its oldest track seen in this frame (the
    lowest id). ``Track.primary`` says which.
 
-Smoothing lives in ``core.smoothing`` (``Track.smoother``).
+The tracker keeps no regression or smoothing state: the stages keep theirs keyed by
+``(camera, track id)`` (``records.TrackKey``) and drop it for the ids that
+:meth:`HandTracker.take_ended` reports.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .types import Detection
 
-if TYPE_CHECKING:
-    from .smoothing import HandSmoother
 
 #: Association gate: a detection may join a track when the (predicted) boxes overlap by at
 #: least this IoU ...
@@ -131,8 +132,6 @@ class Track:
         hits: frames it was matched in.
         side_votes: consecutive matched frames whose detection reported the other side.
         primary: the side's primary track (TF ``<prefix><side>``; module docstring).
-        params: (58,) warm start of the fit (``[global_orient, hand_pose, betas]``) or None.
-        smoother: ``smoothing.HandSmoother`` of this hand or None (created on first use).
     """
 
     track_id: int
@@ -144,19 +143,12 @@ class Track:
     hits: int = 1
     side_votes: int = 0
     primary: bool = False
-    params: Optional[np.ndarray] = None
-    smoother: Optional["HandSmoother"] = None
 
     def predicted(self):
         """(keypoints (21, 2), box (4,)) expected in the next frame [px]."""
         gain = sum(VELOCITY_DAMPING ** k for k in range(self.missed + 1))
         shift = gain * self.velocity
         return self.keypoints_2d + shift, self.bbox + np.tile(shift, 2)
-
-    def clear_state(self) -> None:
-        """Forget the fit warm start and the smoothing state (e.g. on a side change)."""
-        self.params = None
-        self.smoother = None
 
 
 class HandTracker:
@@ -180,6 +172,7 @@ class HandTracker:
         self.tracks: List[Track] = []
         self._primary: Dict[int, Track] = {}
         self._next_id = 1
+        self._ended: List[int] = []
 
     def update(self, detections: Sequence[Detection]) -> List[Track]:
         """Associate one frame's detections (already de-duplicated); returns the track of
@@ -189,6 +182,7 @@ class HandTracker:
         for t in self.tracks:
             if all(t is not a for a in assigned):
                 t.missed += 1
+        self._ended += [t.track_id for t in self.tracks if t.missed > self.max_missed]
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         for k, det in enumerate(detections):
             track = assigned[k]
@@ -241,7 +235,7 @@ class HandTracker:
         track.side_votes += 1
         if track.side_votes >= self.side_hysteresis:
             track.side, track.side_votes = int(det.side), 0
-            track.clear_state()                       # the other hand model: no warm start
+            self._ended.append(track.track_id)        # the other hand model: no warm start
 
     def _elect_primaries(self) -> None:
         alive = {id(t) for t in self.tracks}
@@ -258,7 +252,17 @@ class HandTracker:
         for t in self.tracks:
             t.primary = id(t) in primaries
 
+    def take_ended(self) -> List[int]:
+        """The ids whose per-track state (warm start, smoother) ended since the last call:
+        tracks dropped (unseen for more than ``max_missed`` frames, or forgotten by
+        :meth:`reset`) and tracks that changed side (they keep their id, their state starts
+        again). Each id is reported once per such event, in the order they happened; the
+        pipeline (``association.Association``) takes them after every update."""
+        ended, self._ended = self._ended, []
+        return ended
+
     def reset(self) -> None:
-        """Forget all tracks (ids keep counting up)."""
+        """Forget all tracks (ids keep counting up; their ids go to :meth:`take_ended`)."""
+        self._ended += [t.track_id for t in self.tracks]
         self.tracks = []
         self._primary = {}

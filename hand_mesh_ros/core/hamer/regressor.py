@@ -23,12 +23,13 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from ..camera import undistort_points, undistortion_scale
+from ..camera import undistort_points, undistortion_scale, viewing_ray_rotation
 from ..hand_model import JOINT_ROTATION_SOURCE, HandModel, mirror_model_data
 from ..mano_io import load_mano_file
+from ..mano_params import ManoParams
 from ..precision import resolve_precision
+from ..records import RegressedHand
 from ..types import CameraIntrinsics
-from ..camera import viewing_ray_rotation
 from .camera import cam_crop_to_full_intrinsics, flip_cam_for_side
 from .checkpoint import load_into, load_state_dict
 from .config import HamerConfig, find_mano_right, find_model_config
@@ -50,6 +51,23 @@ class HamerItem:
     bbox: np.ndarray
     is_right: bool
     intrinsics: CameraIntrinsics
+
+
+@dataclass
+class HamerHand(RegressedHand):
+    """One hand as HaMeR regressed it (``records.RegressedHand``: ``params`` float64 for the
+    item's side, a left hand's the mirror ``(x, -y, -z)`` of the right-hand prediction;
+    ``global_orient`` in the camera frame, corrected for the crop's viewing ray; ``error``
+    NaN), plus how it was placed:
+
+    Attributes:
+        pred_cam: (3,) float32 the network's raw crop camera ``(s, tx, ty)``.
+        ray_rotation: (3, 3) float64 the crop's viewing-ray rotation applied
+            (``camera.viewing_ray_rotation``; identity for a crop at the principal point).
+    """
+
+    pred_cam: np.ndarray
+    ray_rotation: np.ndarray
 
 
 class HamerRegressor:
@@ -131,17 +149,11 @@ class HamerRegressor:
         return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
 
     # -- hands ----------------------------------------------------------------------------
-    def regress(self, items: Sequence[HamerItem]) -> List[Dict[str, np.ndarray]]:
-        """MANO hands for ``items``, in their cameras' optical frames.
-
-        Returns one dict per item: ``params`` (58,) float64 = global_orient (3) + hand_pose
-        (45) axis-angle [rad] + betas (10), for the item's side (a left hand's parameters are
-        the mirror ``(x, -y, -z)`` of the right-hand prediction), global_orient in the camera
-        frame (corrected for the crop's viewing ray); ``vertices`` (V, 3) and ``joints``
-        (21, 3) float32 [m], the hand model posed with ``params`` (add ``transl``);
-        ``transl`` (3,) float64 [m] optical frame; ``joint_rotations`` (21, 3, 3) float32,
-        camera frame; ``pred_cam`` (3,) the raw crop camera; ``ray_rotation`` (3, 3) the
-        crop's viewing-ray rotation applied; ``error`` nan (no fit residual).
+    def regress(self, items: Sequence[HamerItem]) -> List[HamerHand]:
+        """MANO hands for ``items``, one ``HamerHand`` per item, in their cameras' optical
+        frames: ``params`` float64 (``transl`` [m] in the optical frame), ``vertices`` (V, 3)
+        and ``joints`` (21, 3) float32 [m] the hand model posed with ``params`` (add
+        ``params.transl``), ``joint_rotations`` (21, 3, 3) float32 in the camera frame.
         """
         if not items:
             return []
@@ -161,12 +173,12 @@ class HamerRegressor:
             sizes.append(crops.box_size)
         out = self.forward_patches(np.concatenate(patches))
         centers, sizes = np.concatenate(centers), np.concatenate(sizes)
-        results: List[Optional[Dict[str, np.ndarray]]] = [None] * len(items)
+        results: List[Optional[HamerHand]] = [None] * len(items)
         for row, k in enumerate(order):
             results[k] = self._hand(items[k], {n: v[row] for n, v in out.items()}, centers[row], sizes[row])
         return results  # type: ignore[return-value]
 
-    def _hand(self, it: HamerItem, o: Dict[str, np.ndarray], center, size) -> Dict[str, np.ndarray]:
+    def _hand(self, it: HamerItem, o: Dict[str, np.ndarray], center, size) -> HamerHand:
         right = bool(it.is_right)
         K = it.intrinsics
         center = np.asarray(center, np.float64)[None]
@@ -192,7 +204,6 @@ class HamerRegressor:
         joints = (joints - root) @ ray.T + root
         rots = ray @ rots
         transl = transl + ray @ root - root
-        params = np.concatenate([aa.reshape(-1), o["betas"].astype(np.float64)])
-        return {"params": params, "vertices": verts.astype(np.float32), "joints": joints.astype(np.float32),
-                "transl": np.asarray(transl, np.float64), "joint_rotations": rots.astype(np.float32),
-                "pred_cam": o["pred_cam"], "ray_rotation": ray, "error": float("nan")}
+        params = ManoParams.from_rotvecs(aa, o["betas"].astype(np.float64), np.asarray(transl, np.float64))
+        return HamerHand(params, verts.astype(np.float32), joints.astype(np.float32), rots.astype(np.float32),
+                         float("nan"), pred_cam=o["pred_cam"], ray_rotation=ray)

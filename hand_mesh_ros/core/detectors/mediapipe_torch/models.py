@@ -12,10 +12,11 @@ import importlib.util
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
+from ....config import BY_NAME, check_value
+from ....config import DETECTOR_MODELS as MODEL_VARIANTS  # ``detector_model`` values: "full", "lite"
+
 #: The mediapipe release whose model files this detector is built and tested for.
 MEDIAPIPE_VERSION = "0.10.21"
-#: ``detector_model`` values: MediaPipe's model_complexity 1 ("full") and 0 ("lite").
-MODEL_VARIANTS = ("full", "lite")
 
 
 class ModelFilesError(FileNotFoundError):
@@ -50,8 +51,7 @@ def model_files(variant: str = "full", models_dir: Optional[Union[str, Path]] = 
         ModelFilesError: a file is missing (another mediapipe version, or none installed);
             the message names the file and ``mediapipe==0.10.21``.
     """
-    if variant not in MODEL_VARIANTS:
-        raise ValueError(f"parameter 'detector_model': {variant!r} is not one of {list(MODEL_VARIANTS)}")
+    check_value(BY_NAME["detector_model"], variant)
     root = Path(models_dir) if models_dir is not None else wheel_models_dir()
     if root is None:
         raise ModelFilesError(f"detector 'mediapipe_torch' needs the model files of mediapipe=={MEDIAPIPE_VERSION}, "

@@ -1,4 +1,4 @@
-"""Throttling of log messages per reason (ROS-free).
+"""Throttling of log messages per reason (ROS-free; the pipeline and the node both use it).
 
 One shared throttle hides every warning but the first of a burst: after an unsupported
 encoding, a NaN-intrinsics frame and an empty image within a few seconds, only the first
@@ -11,6 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from typing import Callable, Dict, Hashable, Optional
+
+#: Default period of a :class:`ReasonThrottle`: a message of the same kind is logged at
+#: most once per this time [s].
+WARN_THROTTLE_S = 5.0
 
 
 class ReasonThrottle:
@@ -29,7 +33,7 @@ class ReasonThrottle:
     Thread-safe.
     """
 
-    def __init__(self, period_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, period_s: float = WARN_THROTTLE_S, clock: Callable[[], float] = time.monotonic):
         if not period_s > 0:
             raise ValueError(f"period_s must be > 0, got {period_s}")
         self.period_s = float(period_s)
