@@ -427,6 +427,9 @@ def test_video_right_hand_end_to_end(graph, hands_data):
     imgs, *_ = _snapshot(listener, t0)
     assert len(imgs) == 8
     _wait_for_result_of(listener, _ns(imgs[-1].header.stamp), proc, log)
+    # markers are published after the mesh of the same frame
+    _wait(lambda: len(_snapshot(listener, t0)[2]) >= len(_snapshot(listener, t0)[1]), 10, "the last markers",
+          proc, log)
     imgs, meshes, markers, tfs = _snapshot(listener, t0)
     img_stamps = {_ns(m.header.stamp) for m in imgs}
     assert meshes, "no HandMeshArray"
