@@ -30,7 +30,7 @@ import dataclasses
 import math
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 #: ``detector``: "auto" = mediapipe_torch on CUDA, else MediaPipe's CPU graph.
 DETECTORS = ("auto", "mediapipe", "mediapipe_torch")
@@ -45,7 +45,8 @@ TRANSPORTS = ("raw", "compressed")
 INPUT_RELIABILITY = ("best_effort", "reliable")
 
 #: Parameter types (``Param.kind``) and their ROS 2 parameter type names.
-KINDS = {"str": "string", "int": "integer", "float": "double", "bool": "bool", "str_list": "string array"}
+KINDS = {"str": "string", "int": "integer", "float": "double", "bool": "bool", "str_list": "string array",
+         "str_or_int": "string or integer"}
 SCOPES = ("pipeline", "node")
 #: The node's name: the key of its parameters in a params file.
 NODE_NAME = "hand_mesh_node"
@@ -58,7 +59,9 @@ class Param:
     Attributes:
         name: as the node, the params file and the launch file call it (the CLI flag is
             ``--`` + the name with dashes).
-        kind: one of ``KINDS``: "str", "int", "float", "bool", "str_list".
+        kind: one of ``KINDS``: "str", "int", "float", "bool", "str_list", or "str_or_int"
+            (one of ``choices``, or an integer within ``low`` / ``high``; an integer written
+            as a string, e.g. a launch argument "448", is read as the integer).
         default: the default value (of ``kind``'s Python type).
         doc: one line: what it does (no default, no range: those are rendered from the fields).
         scope: "pipeline" (a :class:`PipelineConfig` field, also a CLI flag) or "node" (the ROS
@@ -91,7 +94,8 @@ class Param:
 
     @property
     def python_type(self) -> type:
-        return {"str": str, "int": int, "float": float, "bool": bool, "str_list": list}[self.kind]
+        return {"str": str, "int": int, "float": float, "bool": bool, "str_list": list,
+                "str_or_int": Union[str, int]}[self.kind]
 
     @property
     def in_cli(self) -> bool:
@@ -104,6 +108,8 @@ class Param:
     def allowed(self) -> str:
         """What is allowed, as one phrase: ``one of auto, cpu, cuda``, ``an integer >= 1``,
         ``a double in [0, 1]``, ``a bool``."""
+        if self.kind == "str_or_int":
+            return "one of " + ", ".join(self.choices) + f", or an integer {self.range_text()}".rstrip()
         if self.choices:
             return "one of " + ", ".join(self.choices)
         noun = {"str": "a string", "int": "an integer", "float": "a double", "bool": "a bool",
@@ -215,6 +221,14 @@ def check_value(param: Param, value: Any, what: str = "parameter") -> Any:
         return ValueError(f"{what} '{param.name}': {value!r} is not allowed; allowed: {param.allowed()}")
 
     k = param.kind
+    if k == "str_or_int":
+        if isinstance(value, str) and value in param.choices:
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if not isinstance(value, int):
+            raise bad()
+        k = "int"
     if k == "bool":
         if not isinstance(value, bool):
             raise bad()
@@ -344,7 +358,7 @@ def parse_text(param: Param, text: str, what: str = "launch argument") -> Any:
     Raises:
         ValueError: ``"<what> '<name>': <text> is not allowed; allowed: ..."``.
     """
-    if param.kind == "str":
+    if param.kind in ("str", "str_or_int"):
         return check_value(param, text, what)
     import yaml  # PyYAML: a dependency of every ROS 2 Python install (launch, rclpy's tools)
 
@@ -375,7 +389,7 @@ def _cli_type(param: Param):
     """argparse ``type`` of a flag: the text read as the parameter's type (a wrong type is an
     argparse error, exit 2); whether the value is allowed is :class:`PipelineConfig`'s check."""
     def convert(text: str):
-        if param.kind == "str":
+        if param.kind in ("str", "str_or_int"):
             return text
         try:
             return float(text) if param.kind == "float" else int(text)
@@ -437,7 +451,9 @@ def render_yaml() -> str:
     lines = [YAML_HEADER.rstrip("\n"), f"{NODE_NAME}:", "  ros__parameters:"]
     for p in PARAMETERS:
         key = f"    {p.name}: {_yaml_scalar(p.default)}"
-        allowed = " | ".join(p.choices) or " ".join(filter(None, [p.range_text(), f"[{p.unit}]" if p.unit else ""]))
+        number = " ".join(filter(None, [p.range_text(), f"[{p.unit}]" if p.unit else ""]))
+        allowed = " | ".join(p.choices + ((f"an integer {number}",) if p.kind == "str_or_int" else ())) \
+            if p.choices else number
         comment = f"{allowed}: {p.doc}" if allowed else p.doc
         width = max(len(key) + 1, 34)
         wrapped = textwrap.wrap(comment, 110 - width - 2) or [""]
@@ -458,6 +474,8 @@ def render_readme_table() -> str:
         if p.kind == "str" and p.default == "":
             default = '`""`'
         allowed = ", ".join(f"`{c}`" for c in p.choices) if p.choices else p.range_text() or "—"
+        if p.kind == "str_or_int":
+            allowed += f", or an integer {p.range_text()}"
         unit = f" [{p.unit}]" if p.unit else ""
         rows.append(f"| `{p.name}` | {default} | {allowed}{unit} | {p.doc} |")
     return "\n".join([README_BEGIN, *rows, README_END])

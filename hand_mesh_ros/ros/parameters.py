@@ -22,15 +22,16 @@ from hand_mesh_ros.config import PARAMETERS, NodeParams, Param, check_values
 INT64_MAX = 2**63 - 1
 _ROS_TYPES = {"str": ParameterType.PARAMETER_STRING, "int": ParameterType.PARAMETER_INTEGER,
               "float": ParameterType.PARAMETER_DOUBLE, "bool": ParameterType.PARAMETER_BOOL,
-              "str_list": ParameterType.PARAMETER_STRING_ARRAY}
+              "str_list": ParameterType.PARAMETER_STRING_ARRAY, "str_or_int": ParameterType.PARAMETER_NOT_SET}
 
 
 def descriptor(p: Param) -> ParameterDescriptor:
     """The ``ParameterDescriptor`` of ``p`` (read-only: parameters are read at start-up)."""
     d = ParameterDescriptor(name=p.name, type=_ROS_TYPES[p.kind], read_only=True,
                             description=p.doc + (f" [{p.unit}]" if p.unit else ""),
-                            additional_constraints=p.allowed())
-    if p.low is None and p.high is None:
+                            additional_constraints=p.allowed(),
+                            dynamic_typing=p.kind == "str_or_int")  # a string or an integer
+    if (p.low is None and p.high is None) or p.kind == "str_or_int":
         return d
     if p.kind == "int":
         d.integer_range = [IntegerRange(from_value=int(p.low) if p.low is not None else -INT64_MAX - 1,
