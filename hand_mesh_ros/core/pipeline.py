@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, fields
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -24,7 +24,8 @@ from scipy.spatial.transform import Rotation
 from .camera import project, undistort_points
 from .depth import REASONS as DEPTH_REASONS
 from .depth import DepthConfig, depth_in_metres, translation_from_depth
-from .detectors import DETECTOR_MODELS, DETECTORS, create_detector, resolve_detector
+from .detectors import DETECTOR_MODELS, DETECTORS, check_tiling_support, create_detector, resolve_detector
+from .detectors.mediapipe_torch import tiling
 from .fit import FitConfig, ManoFitter
 from .hamer.preprocess import valid_boxes
 from .hamer.regressor import HamerItem, HamerRegressor
@@ -97,6 +98,12 @@ class PipelineConfig:
             this many box diagonals (>= 0); see ``core.tracking``.
         mirrored: the images are mirrored (selfie view); affects left/right only.
         static_image_mode: True for unrelated images (no tracking between images).
+        detection_tiling: tiled palm search for small hands in large frames
+            (``detectors.mediapipe_torch.tiling``): "auto" (457 px tiles when the frame is
+            larger than 640x480), "off", or a tile side [px] (an integer >= 96, or its
+            decimal string). Not "off" makes detector "auto" mediapipe_torch.
+        tile_scan: "round_robin" (streams: the whole frame plus a rotating subset of the
+            tiles per palm search) or "all"; static-image mode always scans all tiles.
     """
 
     detector: str = "auto"
@@ -118,6 +125,8 @@ class PipelineConfig:
     nms_keypoint_distance: float = 0.2
     mirrored: bool = False
     static_image_mode: bool = False
+    detection_tiling: Union[str, int] = "auto"
+    tile_scan: str = "round_robin"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the parameter and the allowed values."""
@@ -151,6 +160,11 @@ class PipelineConfig:
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("parameter 'device': 'cuda' requested but torch.cuda.is_available() is False; "
                              "use 'auto' or 'cpu'")
+        # tiled palm search (detectors.mediapipe_torch.tiling)
+        detection_tiling = tiling.parse_tiling(self.detection_tiling)
+        tiling.check_tile_scan(self.tile_scan)
+        if self.detector == "mediapipe":
+            check_tiling_support(self.detector, detection_tiling)
 
     @classmethod
     def field_names(cls) -> Tuple[str, ...]:
@@ -188,14 +202,19 @@ class HandMeshPipeline:
         self.depth_config = DepthConfig()
         c = config
         #: the detector actually used ("auto" resolved for the device)
-        self.detector_name = resolve_detector(c.detector, self.device.type)
+        detection_tiling = tiling.parse_tiling(c.detection_tiling)
+        self.detector_name = resolve_detector(c.detector, self.device.type, detection_tiling)
+        note = check_tiling_support(self.detector_name, detection_tiling)
+        if note:
+            _LOG.warning(note)
         extra = EXTRA_DETECTOR_CANDIDATES if c.static_image_mode and c.max_hands >= 2 else 0
         #: hands the detector is asked for per image (see ``EXTRA_DETECTOR_CANDIDATES``)
         self.detector_max_hands = c.max_hands + extra
         self.detector = create_detector(
             self.detector_name, max_hands=self.detector_max_hands, min_score=c.min_score, mirrored=c.mirrored,
             static_image_mode=c.static_image_mode, model=c.detector_model, device=self.device,
-            precision=c.precision, batch_size=c.batch_size)
+            precision=c.precision, batch_size=c.batch_size, detection_tiling=detection_tiling,
+            tile_scan=c.tile_scan)
         self._trackers: Dict[str, HandTracker] = {}
         #: counted, skipped hands by reason (e.g. "depth_out_of_range")
         self.skipped: Dict[str, int] = {}
