@@ -39,13 +39,19 @@ sides up to ~2200 px every such palm is seen whole by some tile.
 Tile counts (T = 457): 1280x720 -> 4 x 2 = 8 tiles, 1920x1080 -> 6 x 3 = 18 tiles.
 
 A hand cut by a tile border must not become two hands, and tiles are for the hands the
-whole-frame pass misses. A tile's palm candidate is dropped (``tile_rejects``) when its box
-comes within ``EDGE_MARGIN`` of a tile edge that lies inside the frame (the palm is whole in
-a neighbouring tile, see overlap), or when its long side exceeds the overlap ``O`` (such a
-palm is not sure to be whole in any tile, and its hand, crop > 270 px, is the whole-frame
-pass's: MediaPipe's own result for it is kept). The remaining tile candidates are mapped
-into the whole frame's letterbox coordinates (``to_letterbox``) and merged with the
-whole-frame candidates by MediaPipe's weighted NMS.
+whole-frame pass misses. A tile's palm candidate is dropped (``tile_rejects``) when its box,
+grown by its long side on every side (``EDGE_CLEARANCE``), comes within ``EDGE_MARGIN`` of a
+tile edge that lies inside the frame: a tile that shows only part of a hand can return a
+palm box wholly inside the visible part, even displaced away from the cut (seen: a 96 px
+hand cut in half by a tile edge gave a palm 22 px clear of it, and a second hand followed).
+A palm of long side ``p`` with that clearance fits in the overlap when ``3 p <= O``
+(p <= 46 px, crops up to ~90-120 px), so such a palm is kept by some tile; larger palms up to ``O`` are
+whole in some tile but may sit near an edge in all of them, where the whole-frame pass
+(which finds crops >= ~L / 8) is their search. A candidate whose long side exceeds the
+overlap ``O`` is dropped too (not sure to be whole in any tile; its hand, crop > 270 px,
+is the whole-frame pass's: MediaPipe's own result for it is kept). The remaining tile
+candidates are mapped into the whole frame's letterbox coordinates (``to_letterbox``) and
+merged with the whole-frame candidates by MediaPipe's weighted NMS.
 
 ``tile_scan`` values: ``"all"`` (every tile on every frame where a palm search runs; what
 static images always do) or ``"round_robin"`` (streams: besides the whole-frame pass, a
@@ -77,8 +83,10 @@ AUTO_MIN_LONG_SIDE = REFERENCE_LONG_SIDE
 MIN_TILE_SIDE = 96
 #: Minimum overlap of neighbouring tiles as a fraction of the tile side.
 OVERLAP_FRACTION = 0.3
-#: A tile palm whose box comes this close (fraction of the tile) to an inner tile edge is dropped.
+#: A tile palm whose box comes this close (fraction of the tile) to an inner tile edge is dropped ...
 EDGE_MARGIN = 0.02
+#: ... its box grown first by this share of its long side on every side (fingers lie beyond the palm).
+EDGE_CLEARANCE = 1.0
 #: ``detection_tiling`` words (besides a tile side in pixels).
 TILING_WORDS = ("auto", "off")
 #: ``tile_scan`` values.
@@ -207,23 +215,27 @@ def frame_tiles(tiling: Tiling, width: int, height: int) -> Tuple[Tile, ...]:
 
 def tile_rejects(rows: np.ndarray, tile: Tile, margin: float = EDGE_MARGIN) -> np.ndarray:
     """(K,) bool: which palm candidates of ``tile`` are left to other tiles or to the whole
-    frame: those reaching within ``margin`` (fraction of the tile) of one of its inner
-    edges, and those whose box's long side exceeds the grid's overlap.
+    frame: those whose box, grown by ``EDGE_CLEARANCE`` of its long side on every side,
+    reaches within ``margin`` (fraction of the tile) of one of the tile's inner edges (a
+    palm seen next to a cut, or a cut palm, whose fingers the tile may not show), and those
+    whose box's long side exceeds the grid's overlap.
 
     Args:
         rows: (K, 19) candidates from ``palm.decode``, normalized to the tile's input.
     """
     left, top, right, bottom = tile.inner
     box = rows[:, 1:5]
-    out = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) > tile.overlap / tile.side
+    size = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
+    out = size > tile.overlap / tile.side
+    grow = EDGE_CLEARANCE * size
     if left:
-        out |= box[:, 0] < margin
+        out |= box[:, 0] - grow < margin
     if top:
-        out |= box[:, 1] < margin
+        out |= box[:, 1] - grow < margin
     if right:
-        out |= box[:, 2] > 1.0 - margin
+        out |= box[:, 2] + grow > 1.0 - margin
     if bottom:
-        out |= box[:, 3] > 1.0 - margin
+        out |= box[:, 3] + grow > 1.0 - margin
     return out
 
 
