@@ -3,8 +3,8 @@
 Usage::
 
     python benchmarks/bench_range.py [--sizes 640x480,1280x720,1920x1080]
-                                     [--crops 40,56,80,112,160,240] [--trials 50]
-                                     [--free 100] [--tilings auto] [--seed 13] [--json PATH]
+                                     [--crops 40,56,80,112,160,240] [--trials 30]
+                                     [--free 60] [--tilings auto] [--seed 13] [--json PATH]
     make bench-range
 
 Frames: ``hand_scenes`` (real hands of ../shared/data/hands cut out with their keypoint box,
@@ -51,8 +51,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="640x480,1280x720,1920x1080")
     ap.add_argument("--crops", default="40,56,80,112,160,240")
-    ap.add_argument("--trials", type=int, default=50, help="frames per (size, crop) cell")
-    ap.add_argument("--free", type=int, default=100, help="hand-free frames per size")
+    ap.add_argument("--trials", type=int, default=30, help="frames per (size, crop) cell")
+    ap.add_argument("--free", type=int, default=60, help="hand-free frames per size")
     ap.add_argument("--tilings", default="auto", help="tilings compared with off (auto or tile sides)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--data", type=Path, default=DATA)
