@@ -7,7 +7,7 @@ export HAND_MESH_VENV := $(VENV)
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 INPUT ?= ../shared/data/hands/mediapipe_samples/hand_landmarker_test_video.mp4
 
-.PHONY: setup params test demo bench bench-hamer bench-tracking bench-latency bench-detector clean
+.PHONY: setup params test demo bench bench-hamer bench-tracking bench-latency bench-detector bench-range clean
 setup:
 	bash scripts/setup_env.sh
 
@@ -35,6 +35,9 @@ bench-tracking: setup
 
 bench-detector: setup
 	$(PY) benchmarks/bench_detector.py $(BENCH_ARGS)
+
+bench-range: setup
+	$(PY) benchmarks/bench_range.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build install log *.egg-info

@@ -24,6 +24,13 @@ the figure is the median over blocks of block time / (steps x cameras), and ``ra
 the median of the per-block ratios torch / graph. The machine's load average is printed
 before and after: on a shared machine absolute figures move, the ratio much less.
 
+Tiling (unless ``--no-tiling``): the torch detector alone, same frames and timing scheme,
+at ``--tiling-sizes`` with ``--tiling-cameras``, three settings: whole frame only
+(``detection_tiling: off``), tiles ``all`` and ``round_robin`` (``auto`` tiles); extra =
+the setting's ms per camera image / the whole frame's - 1 (the issue's budget for
+``round_robin``: +30 % of the detect stage). Also the worst-case time to acquire of
+``round_robin`` in frames (``tiling.acquire_bound``).
+
 Memory (unless ``--no-memory``): for each detector and model, a child process runs the
 largest configuration and reports its peak resident set and the part of it above the
 decoded frames, i.e. what the detector and its work take (Linux ``VmHWM``, reset after
@@ -68,12 +75,14 @@ def camera_streams(frames, cameras: int):
     return [[frames[(t + c * CAMERA_OFFSET) % n] for t in range(n)] for c in range(cameras)]
 
 
-def make_detector(kind: str, model: str, args, precision: str = "fp32"):
+def make_detector(kind: str, model: str, args, precision: str = "fp32", tiling: str = "off",
+                  tile_scan: str = "round_robin"):
     from hand_mesh_ros.core.detectors import create_detector
 
     name = "mediapipe" if kind == "graph" else "mediapipe_torch"
     return create_detector(name, max_hands=2, min_score=0.5, static_image_mode=False, model=model,
-                           device=args.device, precision=precision, batch_size=args.batch_size)
+                           device=args.device, precision=precision, batch_size=args.batch_size,
+                           detection_tiling=tiling, tile_scan=tile_scan)
 
 
 def run_block(det, streams, start: int, steps: int) -> float:
@@ -91,10 +100,8 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench_config(args, model: str, size, cameras: int, precision: str) -> Dict[str, float]:
-    frames = load_frames(args.input, size, args.frames)
-    streams = camera_streams(frames, cameras)
-    dets = {"graph": make_detector("graph", model, args), "torch": make_detector("torch", model, args, precision)}
+def interleaved(args, dets, streams, cameras: int) -> Dict[str, List[float]]:
+    """ms per camera image of each detector, per block (alternating blocks, after a warm-up)."""
     per = {k: [] for k in dets}
     try:
         t = 0
@@ -110,9 +117,32 @@ def bench_config(args, model: str, size, cameras: int, precision: str) -> Dict[s
     finally:
         for d in dets.values():
             d.close()
+    return per
+
+
+def bench_config(args, model: str, size, cameras: int, precision: str) -> Dict[str, float]:
+    frames = load_frames(args.input, size, args.frames)
+    streams = camera_streams(frames, cameras)
+    dets = {"graph": make_detector("graph", model, args), "torch": make_detector("torch", model, args, precision)}
+    per = interleaved(args, dets, streams, cameras)
     ratios = [a / b for a, b in zip(per["torch"], per["graph"])]
     return {"graph_ms": float(np.median(per["graph"])), "torch_ms": float(np.median(per["torch"])),
             "ratio": float(np.median(ratios))}
+
+
+def bench_tiling(args, size, cameras: int) -> Dict[str, float]:
+    """Whole frame vs tiles all vs round_robin, torch detector, one model (the first)."""
+    frames = load_frames(args.input, size, args.frames)
+    streams = camera_streams(frames, cameras)
+    model, precision = args.models.split(",")[0], args.precisions.split(",")[0]
+    dets = {"whole": make_detector("torch", model, args, precision),
+            "all": make_detector("torch", model, args, precision, "auto", "all"),
+            "round_robin": make_detector("torch", model, args, precision, "auto", "round_robin")}
+    per = interleaved(args, dets, streams, cameras)
+    out = {f"{k}_ms": float(np.median(v)) for k, v in per.items()}
+    for k in ("all", "round_robin"):
+        out[f"{k}_extra"] = float(np.median([a / b - 1.0 for a, b in zip(per[k], per["whole"])]))
+    return out
 
 
 def _status_mb(field: str) -> float:
@@ -182,6 +212,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=12, help="time steps per timed block")
     p.add_argument("--blocks", type=int, default=5, help="timed blocks per detector")
     p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--tiling-sizes", default="1280x720,1920x1080")
+    p.add_argument("--tiling-cameras", default="1,4")
+    p.add_argument("--no-tiling", action="store_true")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--memory-child", choices=("graph", "torch"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -215,6 +248,22 @@ def main() -> None:
                                      precision=precision, **r))
                     print(f"{model:5} {rows[-1]['size']:>9} {cameras:>4} {precision:>9} {r['graph_ms']:15.2f} "
                           f"{r['torch_ms']:15.2f} {r['ratio']:11.2f}", flush=True)
+    tiled = []
+    if not args.no_tiling:
+        from hand_mesh_ros.core.detectors.mediapipe_torch import tiling
+
+        print(f"tiling (torch, model {args.models.split(',')[0]}; ms per camera image; extra vs whole frame):")
+        print(f"{'size':>9} {'cams':>4} {'tiles':>5} {'whole':>7} {'all':>7} {'extra':>7} {'round_robin':>11} "
+              f"{'extra':>7} {'acquire [frames]':>16}")
+        for size in [tuple(int(v) for v in s.split("x")) for s in args.tiling_sizes.split(",")]:
+            n = len(tiling.frame_tiles("auto", *size))
+            for cameras in [int(c) for c in args.tiling_cameras.split(",")]:
+                r = bench_tiling(args, size, cameras)
+                tiled.append(dict(size=f"{size[0]}x{size[1]}", cameras=cameras, tiles=n,
+                                  acquire_frames=tiling.acquire_bound(n), **r))
+                print(f"{tiled[-1]['size']:>9} {cameras:4d} {n:5d} {r['whole_ms']:7.2f} {r['all_ms']:7.2f} "
+                      f"{r['all_extra']:+7.0%} {r['round_robin_ms']:11.2f} {r['round_robin_extra']:+7.0%} "
+                      f"{tiling.acquire_bound(n):16d}", flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     memory = {}
     if not args.no_memory:
@@ -225,7 +274,8 @@ def main() -> None:
                 memory[f"{kind}/{model}"] = m = peak_memory(args, kind, model)
                 print(f"  {kind:5} {model:5} " + ", ".join(f"{k} {v:.0f}" for k, v in m.items()))
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "rows": rows, "memory": memory}, indent=1))
+        args.json.write_text(json.dumps({"machine": machine(), "rows": rows, "tiling": tiled, "memory": memory},
+                                        indent=1))
 
 
 if __name__ == "__main__":

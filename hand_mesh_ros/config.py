@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import numbers
 import textwrap
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
@@ -40,6 +41,10 @@ REGRESSORS = ("fit", "hamer")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SMOOTHING = ("none", "one_euro")
+#: ``detection_tiling`` words (besides a tile side in pixels) and ``tile_scan`` values
+#: (``core.detectors.mediapipe_torch.tiling``).
+TILING_WORDS = ("auto", "off")
+TILE_SCANS = ("round_robin", "all")
 #: ``image_transport``: as image_transport names its plugins.
 TRANSPORTS = ("raw", "compressed")
 INPUT_RELIABILITY = ("best_effort", "reliable")
@@ -154,6 +159,14 @@ PARAMETERS: Tuple[Param, ...] = (
           "model_config.yaml next to it or two folders up; empty = none", "pipeline"),
     Param("precision", "str", "auto", "compute precision of hamer and mediapipe_torch: auto (bf16, else fp16, "
           "autocast on CUDA; fp32 on the CPU), fp32, bf16, fp16 (CUDA only)", "pipeline", PRECISIONS),
+    Param("detection_tiling", "str_or_int", "auto", "tiled palm search for small hands in large frames "
+          "(mediapipe_torch): auto = tiles of 457 px when the frame is larger than 640x480, off = whole frame "
+          "only (MediaPipe's search exactly), N = tiles of N px when the long side is larger; not off makes "
+          "detector auto mediapipe_torch", "pipeline", TILING_WORDS, low=96, unit="px"),
+    Param("tile_scan", "str", "round_robin", "tiles searched per palm search of a stream: round_robin = the "
+          "whole frame plus half a tile on average (a new small hand is searched within 16 frames at 1280x720, "
+          "36 at 1920x1080), all = every tile every time; images in static mode always search all",
+          "pipeline", TILE_SCANS),
     # -- outputs -------------------------------------------------------------------------------
     Param("publish_faces", "bool", False, "fill HandMesh.faces (F x 3 vertex indices) in every message"),
     Param("publish_markers", "bool", True, "publish hands/markers (MarkerArray for RViz; built only while "
@@ -226,7 +239,7 @@ def check_value(param: Param, value: Any, what: str = "parameter") -> Any:
             return value
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
-        if not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise bad()
         k = "int"
     if k == "bool":
@@ -241,7 +254,8 @@ def check_value(param: Param, value: Any, what: str = "parameter") -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise bad()
         return list(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (k == "int" and not isinstance(value, int)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            (k == "int" and not isinstance(value, numbers.Integral)):
         raise bad()
     v = float(value)
     ok = math.isfinite(v)
@@ -270,6 +284,10 @@ def check_together(values: Mapping[str, Any]) -> None:
                          "(e.g. _DATA/hamer_ckpts/checkpoints/hamer.ckpt)")
     if get("precision") == "fp16" and get("device") == "cpu":
         raise ValueError("parameter 'precision': fp16 needs device 'cuda' (or 'auto' with a GPU)")
+    if get("detector") == "mediapipe" and isinstance(get("detection_tiling"), int):
+        raise ValueError(f"parameter 'detection_tiling': {get('detection_tiling')!r} needs detector "
+                         "'mediapipe_torch' or 'auto' (MediaPipe's CPU graph searches whole frames only); "
+                         "with detector 'mediapipe' allowed: auto (no effect) or off")
     topics = [t for t in get("image_topics") or [] if t]
     if len(set(topics)) != len(topics):
         raise ValueError(f"parameter 'image_topics': {topics!r} is not allowed; allowed: distinct topic names")

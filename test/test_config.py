@@ -92,8 +92,8 @@ def test_pipeline_and_node_accept_the_same_values():
 
 def _text(p):
     """A parameter's default written as a launch argument."""
-    if p.kind == "str":
-        return p.default
+    if p.kind in ("str", "str_or_int"):
+        return str(p.default)
     return config._yaml_scalar(p.default)
 
 

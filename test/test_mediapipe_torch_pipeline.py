@@ -21,14 +21,21 @@ def _rgb(path):
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
-def test_auto_is_mediapipe_torch_on_cuda_and_the_graph_on_cpu():
+def test_auto_is_mediapipe_torch_on_cuda_or_with_tiling_and_the_graph_otherwise():
     assert resolve_detector("auto", "cuda") == "mediapipe_torch"
-    assert resolve_detector("auto", "cpu") == "mediapipe"
+    assert resolve_detector("auto", "cpu") == "mediapipe"  # tiling off (the function's default)
+    assert resolve_detector("auto", "cpu", "off") == "mediapipe"
+    assert resolve_detector("auto", "cpu", "auto") == "mediapipe_torch"
+    assert resolve_detector("auto", "cpu", 600) == "mediapipe_torch"
     assert resolve_detector("mediapipe_torch", "cpu") == "mediapipe_torch"
+    assert resolve_detector("mediapipe", "cpu", "auto") == "mediapipe"
     with pytest.raises(ValueError, match=r"parameter 'detector': 'yolo'"):
         resolve_detector("yolo", "cpu")
     pipe = HandMeshPipeline(PipelineConfig(device="cpu"))
-    assert pipe.detector_name == "mediapipe"  # device cpu
+    assert pipe.detector_name == "mediapipe_torch"  # detection_tiling defaults to auto
+    pipe.close()
+    pipe = HandMeshPipeline(PipelineConfig(device="cpu", detection_tiling="off"))
+    assert pipe.detector_name == "mediapipe"
     pipe.close()
 
 
@@ -47,7 +54,7 @@ def test_pipeline_with_mediapipe_torch_agrees_with_the_graph(hands_data, model):
     results = {}
     for det in ("mediapipe", "mediapipe_torch"):
         pipe = HandMeshPipeline(PipelineConfig(detector=det, detector_model=model, device="cpu",
-                                               static_image_mode=True))
+                                               static_image_mode=True, detection_tiling="off"))
         assert pipe.detector_name == det
         results[det] = pipe.process(img, k)
         pipe.close()
@@ -60,7 +67,8 @@ def test_pipeline_with_mediapipe_torch_agrees_with_the_graph(hands_data, model):
 
 
 def test_process_batch_sends_all_cameras_through_one_forward(hands_data):
-    pipe = HandMeshPipeline(PipelineConfig(detector="mediapipe_torch", device="cpu", static_image_mode=True))
+    pipe = HandMeshPipeline(PipelineConfig(detector="mediapipe_torch", device="cpu", static_image_mode=True,
+                                           detection_tiling="off"))
     sizes = []
     net = pipe.detector.palm_net
     pipe.detector.palm_net = lambda x: (sizes.append(x.shape[0]), net(x))[1]

@@ -137,7 +137,8 @@ def test_warm_up_builds_the_graphs_and_changes_no_result(hands_data):
     cameras track nothing yet, and the video's first frames give the same hands as a
     pipeline that was not warmed up."""
     frames = [f.image for f in FrameSource(str(hands_data / "mediapipe_samples/hand_landmarker_test_video.mp4"), 3)]
-    cold, warm = HandMeshPipeline(PipelineConfig()), HandMeshPipeline(PipelineConfig())
+    config = PipelineConfig(detector="mediapipe", detection_tiling="off")
+    cold, warm = HandMeshPipeline(config), HandMeshPipeline(config)
     try:
         assert warm.warm_up(["cam0", "cam1", "cam0"]) > 0
         assert set(warm.detector._by_camera) == {"cam0", "cam1"}

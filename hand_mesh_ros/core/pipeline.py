@@ -30,7 +30,7 @@ from ..config import DEVICES, REGRESSORS, PipelineConfig
 from .association import Association
 from .counters import StageCounters
 from .detection import DetectionStage, detector_max_hands
-from .detectors import HandDetector, create_detector, resolve_detector
+from .detectors import HandDetector, check_tiling_support, create_detector, resolve_detector
 from .finish import finish
 from .inputs import check_frames
 from .placement import Placement
@@ -73,12 +73,16 @@ class HandMeshPipeline:
                                           device=self.device, precision=c.precision, batch_size=c.batch_size,
                                           counters=self.counters)
         self.hand_model = self.regressor.hand_model
-        self.detector_name = resolve_detector(c.detector, self.device.type)
+        self.detector_name = resolve_detector(c.detector, self.device.type, c.detection_tiling)
+        note = check_tiling_support(self.detector_name, c.detection_tiling)
+        if note:
+            _LOG.warning(note)
         self.detector_max_hands = detector_max_hands(c.max_hands, c.static_image_mode)
         detector = create_detector(
             self.detector_name, max_hands=self.detector_max_hands, min_score=c.min_score, mirrored=c.mirrored,
             static_image_mode=c.static_image_mode, model=c.detector_model, device=self.device,
-            precision=c.precision, batch_size=c.batch_size)
+            precision=c.precision, batch_size=c.batch_size, detection_tiling=c.detection_tiling,
+            tile_scan=c.tile_scan)
         self.detection = DetectionStage(detector, c.max_hands, c.static_image_mode, c.nms_iou,
                                         c.nms_keypoint_distance)
         self.association = Association(c.max_hands, c.track_max_missed, c.side_hysteresis, c.nms_iou,

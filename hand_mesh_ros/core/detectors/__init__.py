@@ -3,6 +3,8 @@
 ``mediapipe``: MediaPipe's CPU graph (``mp.solutions.hands``), one graph per camera.
 ``mediapipe_torch``: the same networks converted to torch, batched across cameras and hands.
 """
-from .base import DETECTOR_MODELS, DETECTORS, HandDetector, create_detector, resolve_detector
+from .base import (DETECTOR_MODELS, DETECTORS, HandDetector, check_tiling_support, create_detector,
+                   resolve_detector)
 
-__all__ = ["DETECTORS", "DETECTOR_MODELS", "HandDetector", "create_detector", "resolve_detector"]
+__all__ = ["DETECTORS", "DETECTOR_MODELS", "HandDetector", "check_tiling_support", "create_detector",
+           "resolve_detector"]

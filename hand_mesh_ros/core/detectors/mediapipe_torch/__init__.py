@@ -3,7 +3,8 @@
 hands. Modules: ``tflite_reader`` (flatbuffer parsing), ``convert`` (TFLite graph -> layer
 description), ``network`` (-> torch.fx module), ``cache`` (converted weights on disk),
 ``models`` (the wheel's files), ``crops`` (device-side crops), ``roi`` (rotated rectangles),
-``palm`` / ``landmark`` (MediaPipe's graph logic), ``detector`` (the batched detector)."""
+``palm`` / ``landmark`` (MediaPipe's graph logic), ``tiling`` (tiled palm search for small
+hands in large frames), ``detector`` (the batched detector)."""
 from .detector import MediaPipeTorchHandDetector
 
 __all__ = ["MediaPipeTorchHandDetector"]

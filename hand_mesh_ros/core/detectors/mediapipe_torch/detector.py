@@ -29,13 +29,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ....config import BY_NAME, check_value
 from ...precision import resolve_precision
 from ...types import LEFT, RIGHT, Detection
 from . import landmark as lmk
-from . import palm
+from . import palm, tiling
 from .cache import load_network
 from .crops import sample_crops, warp_crops_opencv
-from .models import MODEL_VARIANTS, model_files
+from .models import model_files
 from .roi import Roi, associate, crop_affine
 
 #: IoU above which a palm ROI is dropped in favour of a tracked one (AssociationNormRectCalculator).
@@ -44,6 +45,8 @@ TRACKING_IOU = 0.5
 CROP_BACKENDS = ("auto", "torch", "opencv")
 #: OpenCV's remap refuses images with a side of SHRT_MAX (32767) pixels or more.
 OPENCV_MAX_SIDE = 32767
+#: Most crops cut by one ``sample_crops`` call (its temporaries take ~3 MB per 192 x 192 crop).
+SAMPLER_CHUNK = 16
 
 
 @dataclass
@@ -86,6 +89,11 @@ class MediaPipeTorchHandDetector:
             installed wheel's).
         cache_dir: converted-model cache (default ``cache.default_cache_dir()``).
         crop_backend: "auto" (OpenCV on a CPU device, else torch), "torch" or "opencv".
+        detection_tiling: "off" (default here: the whole frame only, as MediaPipe),
+            "auto" or a tile side [px]: the palm search also looks at overlapping tiles of
+            large frames (``tiling``; the pipeline's default is "auto").
+        tile_scan: "round_robin" (streams: a rotating subset of the tiles per palm search,
+            ``tiling.RoundRobin``) or "all"; static-image mode always scans all tiles.
 
     Raises:
         ValueError: out-of-range arguments.
@@ -96,15 +104,14 @@ class MediaPipeTorchHandDetector:
     def __init__(self, max_hands: int = 2, min_score: float = 0.5, mirrored: bool = False,
                  static_image_mode: bool = False, model: str = "full", device="cpu",
                  precision: str = "auto", batch_size: int = 8, models_dir=None, cache_dir=None,
-                 crop_backend: str = "auto"):
+                 crop_backend: str = "auto", detection_tiling="off", tile_scan: str = "round_robin"):
         if int(max_hands) < 1:
             raise ValueError(f"max_hands must be >= 1, got {max_hands}")
         if not 0.0 <= float(min_score) <= 1.0:
             raise ValueError(f"min_score must be in [0, 1], got {min_score}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if model not in MODEL_VARIANTS:
-            raise ValueError(f"parameter 'detector_model': {model!r} is not one of {list(MODEL_VARIANTS)}")
+        check_value(BY_NAME["detector_model"], model)
         self.max_hands = int(max_hands)
         self.min_score = float(min_score)
         self.mirrored = bool(mirrored)
@@ -117,11 +124,15 @@ class MediaPipeTorchHandDetector:
         if crop_backend == "auto":
             crop_backend = "opencv" if self.device.type == "cpu" else "torch"
         self.crop_backend = crop_backend
+        self.detection_tiling = tiling.parse_tiling(detection_tiling)
+        self.tile_scan = tiling.check_tile_scan(tile_scan)
         palm_path, landmark_path = model_files(model, models_dir)
         self.palm_net = self._prepare(load_network(palm_path, cache_dir))
         self.landmark_net = self._prepare(load_network(landmark_path, cache_dir))
         self.anchors = torch.from_numpy(palm.ssd_anchors()).to(self.device)
         self._cameras: Dict[str, _CameraState] = {}
+        #: round-robin tile schedules per camera (kept across ``reset``: not tracking state)
+        self._schedules: Dict[str, tiling.RoundRobin] = {}
         # warm-up: first-call allocations and kernel selection happen here, not on a frame
         self._forward(self.palm_net, torch.zeros(1, 3, palm.INPUT_SIZE, palm.INPUT_SIZE, device=self.device))
         self._forward(self.landmark_net, torch.zeros(1, 3, lmk.INPUT_SIZE, lmk.INPUT_SIZE, device=self.device))
@@ -181,8 +192,9 @@ class MediaPipeTorchHandDetector:
             self._cameras.pop(camera, None)
 
     def close(self) -> None:
-        """Drop tracking state (the networks are freed with the object)."""
+        """Drop tracking state and tile schedules (the networks are freed with the object)."""
         self._cameras.clear()
+        self._schedules.clear()
 
     # -- one round -------------------------------------------------------------------
     def _round(self, items, ks: List[int], results: List[List[Detection]]) -> None:
@@ -194,7 +206,7 @@ class MediaPipeTorchHandDetector:
             ok = state is not None and not self.static_image_mode and state.size == sizes[k]
             tracked[k] = state.rois if ok else []
         searched = [k for k in ks if len(tracked[k]) < self.max_hands]
-        palm_rois = self._palm_rois(images, sizes, searched)
+        palm_rois = self._palm_rois(images, sizes, searched, {k: items[k][0] for k in searched})
         hands = [_Hand(k, roi) for k in ks
                  for roi in associate(palm_rois.get(k, []), tracked[k], min_iou=TRACKING_IOU)]
         next_rois: Dict[int, List[Roi]] = {k: [] for k in ks}
@@ -222,23 +234,53 @@ class MediaPipeTorchHandDetector:
             if not self.static_image_mode:
                 self._cameras[items[k][0]] = _CameraState(sizes[k], next_rois[k])
 
-    def _palm_rois(self, images, sizes, ks: List[int]) -> Dict[int, List[Roi]]:
-        """Hand ROIs from the palm detector for the images ``ks``: one forward for all."""
+    def _palm_rois(self, images, sizes, ks: List[int],
+                   cameras: Optional[Dict[int, str]] = None) -> Dict[int, List[Roi]]:
+        """Hand ROIs from the palm detector for the images ``ks``: the whole frames and the
+        tiles scanned on them (``_tiles_to_scan``) in one forward; per image, the tile palm
+        candidates the tiles are for (``_tile_candidates``) are mapped into the whole
+        frame's letterbox coordinates and merged with the whole-frame candidates by the
+        weighted NMS."""
         if not ks:
             return {}
-        crops = torch.cat([self._crops(images[k], [palm.letterbox_affine(*sizes[k])], palm.INPUT_SIZE, "zero")
-                           for k in ks])
-        regressors, logits = self._forward(self.palm_net, crops.permute(0, 3, 1, 2))
+        cameras = cameras or {}
+        scans = {k: self._tiles_to_scan(cameras.get(k, "default"), *sizes[k]) for k in ks}
+        crops, first = [], {}
+        for k in ks:
+            first[k] = sum(c.shape[0] for c in crops)
+            affines = [palm.letterbox_affine(*sizes[k])] + [t.affine(palm.INPUT_SIZE) for t in scans[k]]
+            crops.append(self._crops(images[k], affines, palm.INPUT_SIZE, "zero"))
+        regressors, logits = self._forward(self.palm_net, torch.cat(crops).permute(0, 3, 1, 2))
         index, rows = palm.decode(regressors, logits, self.anchors, self.min_score)
         index, rows = index.cpu().numpy(), rows.cpu().numpy()
         out = {}
-        for j, k in enumerate(ks):
+        for k in ks:
             w, h = sizes[k]
+            candidates = rows[index == first[k]]
+            if scans[k]:
+                candidates = np.concatenate([candidates] + [self._tile_candidates(rows[index == first[k] + 1 + i], t, w, h)
+                                                            for i, t in enumerate(scans[k])])
             pad = palm.letterbox(w, h)[1]
-            palms = palm.weighted_nms(rows[index == j])[: self.max_hands]
+            palms = palm.weighted_nms(candidates)[: self.max_hands]
             rois = [palm.hand_roi(palm.remove_letterbox(p, pad), w, h) for p in palms]
             out[k] = [r for r in rois if r.is_valid()]
         return out
+
+    @staticmethod
+    def _tile_candidates(rows: np.ndarray, tile: tiling.Tile, w: int, h: int) -> np.ndarray:
+        """A tile's palm candidates that are the tile's to find (``tiling.tile_rejects``), in
+        the whole frame's letterbox coordinates."""
+        return tiling.to_letterbox(rows[~tiling.tile_rejects(rows, tile)], tile, w, h)
+
+    def _tiles_to_scan(self, camera: str, w: int, h: int) -> List[tiling.Tile]:
+        """The tiles of a W x H frame of ``camera`` scanned on this palm search: all of them
+        in static-image mode or with ``tile_scan: all``, else the camera's round-robin share."""
+        grid = tiling.frame_tiles(self.detection_tiling, w, h)
+        if not grid or self.static_image_mode or self.tile_scan == "all":
+            return list(grid)
+        if camera not in self._schedules:
+            self._schedules[camera] = tiling.RoundRobin(len(self._schedules))
+        return self._schedules[camera].next_tiles(grid)
 
     def _landmarks(self, images, hands: List[_Hand]) -> List[Tuple[np.ndarray, float, float, np.ndarray]]:
         """Landmark network outputs per hand (all hands of all images in one forward)."""
@@ -270,4 +312,7 @@ class MediaPipeTorchHandDetector:
             if max(image.shape[:2]) < OPENCV_MAX_SIDE:
                 return warp_crops_opencv(image, affines, (size, size), border).to(self.device)
             image = self._to_device(image)  # beyond OpenCV's remap limit
-        return sample_crops(image, torch.from_numpy(np.stack(affines)).to(self.device), (size, size), border)
+        maps = torch.from_numpy(np.stack(affines)).to(self.device)
+        # a few crops at a time: the sampler's index and weight tensors grow with the count
+        return torch.cat([sample_crops(image, maps[s:s + SAMPLER_CHUNK], (size, size), border)
+                          for s in range(0, len(affines), SAMPLER_CHUNK)])

@@ -1,0 +1,113 @@
+"""Benchmark: detection range, recall by hand size and frame size, tiling off vs on.
+
+Usage::
+
+    python benchmarks/bench_range.py [--sizes 640x480,1280x720,1920x1080]
+                                     [--crops 40,56,80,112,160,240] [--trials 30]
+                                     [--free 60] [--tilings auto] [--seed 13] [--json PATH]
+    make bench-range
+
+Frames: ``hand_scenes`` (real hands of ../shared/data/hands cut out with their keypoint box,
+pasted with ``cv2.INTER_AREA`` at ``crop`` x ``crop`` px, the hand spanning ~0.7 of it, onto
+mosaics of scikit-image's hand-free sample photographs). For every (frame size, crop) cell
+the same ``--trials`` frames (seeded by ``--seed``, the size and the crop) go through the
+detector ``mediapipe_torch`` in static mode (``max_hands`` 2, min_score 0.5, model full) with
+each tiling; a trial counts as found when a detection's keypoints are, median, within 0.2
+crop sides of the pasted hand's (``hand_scenes.found``). Then ``--free`` hand-free frames per
+frame size (same mosaics, no hand): false positives per frame = detections / frames.
+Deterministic: fixed seeds, fixed hands, no timing in the table (the last column is the
+mean ms per frame of the tiled detector, for orientation only).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+DATA = REPO.parent / "shared" / "data" / "hands"
+
+
+def _seed(*parts) -> int:
+    return zlib.crc32(" ".join(str(p) for p in parts).encode())
+
+
+def _detector(tiling):
+    from hand_mesh_ros.core.detectors.mediapipe_torch import MediaPipeTorchHandDetector
+
+    return MediaPipeTorchHandDetector(max_hands=2, min_score=0.5, static_image_mode=True, detection_tiling=tiling)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="640x480,1280x720,1920x1080")
+    ap.add_argument("--crops", default="40,56,80,112,160,240")
+    ap.add_argument("--trials", type=int, default=30, help="frames per (size, crop) cell")
+    ap.add_argument("--free", type=int, default=60, help="hand-free frames per size")
+    ap.add_argument("--tilings", default="auto", help="tilings compared with off (auto or tile sides)")
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    import hand_scenes as hs
+
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    crops = [int(c) for c in args.crops.split(",")]
+    tilings = ["off"] + [t if t == "auto" else int(t) for t in args.tilings.split(",")]
+    hands = hs.source_hands(args.data, _detector("off"))
+    photos = hs.backgrounds()
+    dets = {t: _detector(t) for t in tilings}
+    print(f"hands: {len(hands)} real hands from {args.data}; backgrounds: {len(photos)} scikit-image photographs")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    head = " ".join(f"{'recall ' + str(t):>12}" for t in tilings)
+    print(f"{'size':>9} {'crop':>5} {head} {'ms/frame ' + str(tilings[-1]):>14}")
+    rows = []
+    for size in sizes:
+        for crop in crops:
+            if crop > min(size):
+                continue
+            rng = np.random.default_rng(_seed(args.seed, size, crop))
+            hits = {t: 0 for t in tilings}
+            spent = 0.0
+            for _ in range(args.trials):
+                frame, pasted = hs.scene(rng, photos, hands, size, crop)
+                for t, det in dets.items():
+                    t0 = time.perf_counter()
+                    hits[t] += hs.found(det.detect(frame), pasted)
+                    spent += (time.perf_counter() - t0) if t == tilings[-1] else 0.0
+            row = dict(size=f"{size[0]}x{size[1]}", crop=crop, trials=args.trials,
+                       recall={str(t): hits[t] / args.trials for t in tilings},
+                       ms_per_frame=spent / args.trials * 1e3)
+            rows.append(row)
+            cells = " ".join(f"{row['recall'][str(t)]:12.3f}" for t in tilings)
+            print(f"{row['size']:>9} {crop:5d} {cells} {row['ms_per_frame']:14.0f}", flush=True)
+    fp = []
+    print(f"false positives on hand-free frames ({args.free} per size):")
+    for size in sizes:
+        rng = np.random.default_rng(_seed(args.seed, size, "free"))
+        counts = {t: 0 for t in tilings}
+        for _ in range(args.free):
+            frame = hs.mosaic(rng, photos, *size)
+            for t, det in dets.items():
+                counts[t] += len(det.detect(frame))
+        fp.append(dict(size=f"{size[0]}x{size[1]}", frames=args.free,
+                       per_frame={str(t): counts[t] / args.free for t in tilings}))
+        print(f"{fp[-1]['size']:>9} " + " ".join(f"{str(t)}: {counts[t]} ({counts[t] / args.free:.3f}/frame)"
+                                                 for t in tilings), flush=True)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.json:
+        args.json.write_text(json.dumps({"recall": rows, "false_positives": fp}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Frames with hands of known size and place: real hand photographs pasted onto real
+hand-free photographs (the range benchmark and the tiling tests).
+
+* Hands: the hands that MediaPipe's networks (detector ``mediapipe_torch``, static mode,
+  whole frame) find in ../shared/data/hands, i.e. the 7 hands of the five still images and
+  the right hand of ``hand_landmarker_test_video.mp4`` in 7 frames (every 25th from frame
+  50): each cut out as the square around its keypoints' box, of side = the box's long side
+  / ``HAND_SPAN`` (so the hand spans ~0.7 of the square), with its 21 keypoints.
+* Backgrounds: scikit-image's sample photographs that show no hand (``BACKGROUNDS``;
+  ``astronaut`` without its bottom rows, where a glove shows), grey ones as RGB.
+  A frame's background is a mosaic of them at about their own scale (cells of ~512 px,
+  each a random photo resized to cover it, randomly cropped and flipped), so a large frame
+  has natural detail everywhere rather than one photograph blown up.
+* Pasting: the hand square resized to ``crop`` x ``crop`` with ``cv2.INTER_AREA`` (shrinking;
+  ``INTER_LINEAR`` for the few sources smaller than the crop) and written into the frame.
+
+Everything is drawn from a ``numpy.random.Generator`` the caller seeds: the same seed gives
+the same frames.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+#: Fraction of the pasted square that the hand's keypoint box spans (its long side).
+HAND_SPAN = 0.7
+#: scikit-image sample photographs with no hand in them (checked by eye), and the rows kept.
+BACKGROUNDS = {"astronaut": slice(0, 440), "coffee": None, "chelsea": None, "rocket": None,
+               "hubble_deep_field": None, "immunohistochemistry": None, "brick": None, "grass": None,
+               "gravel": None, "coins": None, "moon": None, "clock": None, "page": None, "text": None,
+               "cell": None, "motorcycle_left": None, "motorcycle_right": None}
+STILLS = ("hamer_example_data/test1.jpg", "hamer_example_data/test3.jpg", "hamer_example_data/test5.jpg",
+          "mediapipe_samples/hand_landmarker_test_image.jpg", "mediapipe_samples/thumbs-up.png")
+VIDEO = "mediapipe_samples/hand_landmarker_test_video.mp4"
+VIDEO_FRAMES = tuple(range(50, 201, 25))
+#: Mosaic cell size [px] of the backgrounds.
+CELL = 512
+
+
+@dataclass
+class SourceHand:
+    """A real hand cut out of a photograph: ``patch`` (S, S, 3) uint8 RGB, ``keypoints``
+    (21, 2) [px in the patch], ``name`` where it comes from."""
+
+    patch: np.ndarray
+    keypoints: np.ndarray
+    name: str
+
+
+@dataclass
+class PastedHand:
+    """Where a hand went: the square ``box`` (x0, y0, x1, y1) [px], ``keypoints`` (21, 2) [px]."""
+
+    box: np.ndarray
+    keypoints: np.ndarray
+    source: str
+
+
+def _rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path))
+    if img is None:
+        raise FileNotFoundError(path)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def cut_hand(image: np.ndarray, keypoints: np.ndarray, name: str) -> SourceHand:
+    """The square around ``keypoints`` (21, 2) [px] of side long side / ``HAND_SPAN``;
+    beyond the image the border is reflected."""
+    import cv2
+
+    lo, hi = keypoints.min(0), keypoints.max(0)
+    side = int(math.ceil(float((hi - lo).max()) / HAND_SPAN))
+    x0, y0 = (int(round(v)) for v in (lo + hi) / 2 - side / 2)
+    pad = max(0, -x0, -y0, x0 + side - image.shape[1], y0 + side - image.shape[0])
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101) if pad else image
+    patch = np.ascontiguousarray(padded[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side])
+    return SourceHand(patch, (keypoints - [x0, y0]).astype(np.float64), name)
+
+
+def source_hands(data: Path, detector) -> List[SourceHand]:
+    """The real hands of ../shared/data/hands (module docstring), found by ``detector``
+    (static mode, no tiling) on the full photographs, in a fixed order."""
+    from hand_mesh_ros.frames import FrameSource
+
+    out = []
+    for name in STILLS:
+        img = _rgb(data / name)
+        for k, det in enumerate(sorted(detector.detect(img), key=lambda d: d.bbox[0])):
+            out.append(cut_hand(img, det.keypoints_2d, f"{name}#{k}"))
+    frames = [f.image for f in FrameSource(data / VIDEO, max(VIDEO_FRAMES) + 1)]
+    for t in VIDEO_FRAMES:
+        dets = detector.detect(frames[t])
+        if dets:
+            out.append(cut_hand(frames[t], dets[0].keypoints_2d, f"{VIDEO}@{t}"))
+    return out
+
+
+def backgrounds() -> List[np.ndarray]:
+    """The hand-free photographs (``BACKGROUNDS``) as (H, W, 3) uint8 RGB."""
+    import skimage.data
+
+    out = []
+    for name, rows in BACKGROUNDS.items():
+        if name.startswith("motorcycle"):
+            left, right, _ = skimage.data.stereo_motorcycle()
+            img = left if name.endswith("left") else right
+        else:
+            img = getattr(skimage.data, name)()
+        img = np.asarray(img)
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        img = img[..., :3].astype(np.uint8)
+        out.append(np.ascontiguousarray(img[rows] if rows is not None else img))
+    return out
+
+
+def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    import cv2
+
+    shrink = w <= img.shape[1] and h <= img.shape[0]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def mosaic(rng: np.random.Generator, photos: Sequence[np.ndarray], width: int, height: int) -> np.ndarray:
+    """A ``width`` x ``height`` hand-free frame (H, W, 3) uint8: a grid of cells of ~``CELL``
+    px, each a random photograph resized (x1-1.5 of what covers the cell), cropped, flipped."""
+    out = np.empty((height, width, 3), np.uint8)
+    nx, ny = max(1, round(width / CELL)), max(1, round(height / CELL))
+    xs = np.linspace(0, width, nx + 1).round().astype(int)
+    ys = np.linspace(0, height, ny + 1).round().astype(int)
+    for j in range(ny):
+        for i in range(nx):
+            cw, ch = xs[i + 1] - xs[i], ys[j + 1] - ys[j]
+            photo = photos[int(rng.integers(len(photos)))]
+            scale = max(cw / photo.shape[1], ch / photo.shape[0]) * float(rng.uniform(1.0, 1.5))
+            big = _resize(photo, max(cw, math.ceil(photo.shape[1] * scale)), max(ch, math.ceil(photo.shape[0] * scale)))
+            x0 = int(rng.integers(big.shape[1] - cw + 1))
+            y0 = int(rng.integers(big.shape[0] - ch + 1))
+            cell = big[y0:y0 + ch, x0:x0 + cw]
+            if rng.random() < 0.5:
+                cell = cell[:, ::-1]
+            out[ys[j]:ys[j + 1], xs[i]:xs[i + 1]] = cell
+    return out
+
+
+def paste(frame: np.ndarray, hand: SourceHand, crop: int, x0: int, y0: int) -> PastedHand:
+    """Write ``hand`` resized to ``crop`` x ``crop`` at (x0, y0) into ``frame`` (in place).
+
+    The square must lie inside the frame. Keypoints are scaled with the patch's pixel
+    edges: a patch point ``p`` lands at ``(x0, y0) + p * crop / S``.
+    """
+    frame[y0:y0 + crop, x0:x0 + crop] = _resize(hand.patch, crop, crop)
+    scale = crop / hand.patch.shape[0]
+    kp = hand.keypoints * scale + [x0, y0]
+    return PastedHand(np.array([x0, y0, x0 + crop, y0 + crop], np.float64), kp, hand.name)
+
+
+def scene(rng: np.random.Generator, photos, hands: Sequence[SourceHand], size: Tuple[int, int],
+          crop: int) -> Tuple[np.ndarray, PastedHand]:
+    """A hand-free mosaic of ``size`` (w, h) with one random hand pasted at ``crop`` px,
+    anywhere it fits whole (flipped left-right half of the time)."""
+    w, h = size
+    frame = mosaic(rng, photos, w, h)
+    hand = hands[int(rng.integers(len(hands)))]
+    if rng.random() < 0.5:
+        s = hand.patch.shape[1]
+        hand = SourceHand(np.ascontiguousarray(hand.patch[:, ::-1]),
+                          np.c_[s - hand.keypoints[:, 0], hand.keypoints[:, 1]], hand.name + "~flip")
+    x0 = int(rng.integers(0, w - crop + 1))
+    y0 = int(rng.integers(0, h - crop + 1))
+    return frame, paste(frame, hand, crop, x0, y0)
+
+
+def found(detections, pasted: PastedHand, tolerance: float = 0.2) -> bool:
+    """A detection whose keypoints are, median, within ``tolerance`` x the crop side of the
+    pasted hand's keypoints."""
+    crop = pasted.box[2] - pasted.box[0]
+    return any(np.median(np.linalg.norm(d.keypoints_2d - pasted.keypoints, axis=1)) <= tolerance * crop
+               for d in detections)

@@ -1,0 +1,283 @@
+"""Tiled palm search: the frame regions the palm network looks at besides the whole frame.
+
+MediaPipe finds new hands by letterboxing the whole frame to the palm network's 192 x 192
+input, so a hand's chance of being found depends on its size relative to the frame's long
+side ``L``: a hand whose crop is ``c`` px appears ``c * 192 / L`` px large in the input.
+Measured (issue 13; real hand photographs pasted onto hand-free photographs, the hand
+spanning ~0.7 of the crop): recall 0.92 at ``c = L / 8`` in 640x480, 1280x720 and 1920x1080
+alike, 0.44 at ``c = 56`` in 640x480 (16.8 px in the input), 0.04 at 40 px.
+
+Scale rule (issue 13): a tile of side ``T`` is cut from the frame and letterboxed to the same
+192 x 192 input, so it magnifies by ``L / T`` against the whole-frame pass. A ~40 px hand
+shall be as large in the input as a ~56 px hand in a whole 640x480 frame::
+
+    40 * 192 / T = 56 * 192 / 640   ->   T = 640 * 40 / 56 = 457 px        (AUTO_TILE_SIDE)
+
+so a 56 px hand in a tile is as large as a 78 px hand in a whole 640x480 frame (recall ~0.9
+there) and a 40 px hand as large as a 56 px one.
+
+``detection_tiling`` values (``parse_tiling``):
+
+* ``"auto"``: tiles of ``AUTO_TILE_SIDE`` when the frame's long side exceeds
+  ``AUTO_MIN_LONG_SIDE`` = 640, i.e. when the frame is larger than the 640x480 at which the
+  whole-frame pass already finds ~56 px hands at this rate; none otherwise.
+* ``"off"``: whole frame only (MediaPipe's own behaviour, bit for bit).
+* a tile side ``T`` in pixels (an integer >= ``MIN_TILE_SIDE``): tiles of that side when the
+  frame's long side exceeds ``T``.
+
+Overlap. Neighbouring tiles overlap by at least ``O = ceil(0.3 T)`` (138 px for T = 457).
+Along an axis of length ``len`` > T there are ``n = ceil((len - T) / (T - O)) + 1`` tiles,
+spread evenly from 0 to ``len - T`` (so the real overlap is >= O); along an axis of length
+<= T there is one tile centred on it (the part outside the frame is black, as the letterbox
+border). In 1-D, anything no longer than the overlap lies wholly inside some tile. The palm
+box's long side is 0.39 of the hand's crop (median; 0.51 at most, 44 palms of the pasted
+real hands of ``benchmarks/hand_scenes.py`` at 200 px in 640x480), so the palm of every
+hand up to a crop of O / 0.51 = 270 px (T = 457) lies wholly in a tile; the hands the
+whole-frame pass misses have crops below ~``L / 8`` (240 px at 1920x1080), so for long
+sides up to ~2200 px every such palm is seen whole by some tile.
+
+Tile counts (T = 457): 1280x720 -> 4 x 2 = 8 tiles, 1920x1080 -> 6 x 3 = 18 tiles.
+
+A hand cut by a tile border must not become two hands, and tiles are for the hands the
+whole-frame pass misses. A tile's palm candidate is dropped (``tile_rejects``) when its box,
+grown by its long side on every side (``EDGE_CLEARANCE``), comes within ``EDGE_MARGIN`` of a
+tile edge that lies inside the frame: a tile that shows only part of a hand can return a
+palm box wholly inside the visible part, even displaced away from the cut (seen: a 96 px
+hand cut in half by a tile edge gave a palm 22 px clear of it, and a second hand followed).
+A palm of long side ``p`` with that clearance fits in the overlap when ``3 p <= O``
+(p <= 46 px, crops up to ~90-120 px), so such a palm is kept by some tile; larger palms up to ``O`` are
+whole in some tile but may sit near an edge in all of them, where the whole-frame pass
+(which finds crops >= ~L / 8) is their search. A candidate whose long side exceeds the
+overlap ``O`` is dropped too (not sure to be whole in any tile; its hand, crop > 270 px,
+is the whole-frame pass's: MediaPipe's own result for it is kept). The remaining tile
+candidates are mapped into the whole frame's letterbox coordinates (``to_letterbox``) and
+merged with the whole-frame candidates by MediaPipe's weighted NMS.
+
+``tile_scan`` values: ``"all"`` (every tile on every frame where a palm search runs; what
+static images always do) or ``"round_robin"`` (streams: besides the whole-frame pass, a
+rotating subset of the tiles, ``RoundRobin``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+
+from ....config import BY_NAME, check_value
+from .roi import Roi, crop_affine
+
+#: Size [px] of the smallest hand crop the tiles are made for (issue 13).
+SMALL_HAND_PX = 40
+#: Crop [px] a hand needs in a whole 640x480 frame to be as large in the palm input.
+REFERENCE_HAND_PX = 56
+#: Long side [px] of the reference frame (640x480).
+REFERENCE_LONG_SIDE = 640
+#: Tile side [px] of ``detection_tiling: auto``: 640 * 40 / 56 = 457.
+AUTO_TILE_SIDE = round(REFERENCE_LONG_SIDE * SMALL_HAND_PX / REFERENCE_HAND_PX)
+#: ``auto`` tiles frames whose long side exceeds this [px] (larger than 640x480).
+AUTO_MIN_LONG_SIDE = REFERENCE_LONG_SIDE
+#: Smallest tile side accepted [px]: half the palm input, i.e. at most 2x upsampling (the
+#: lower bound of ``detection_tiling`` in the parameter table).
+MIN_TILE_SIDE = int(BY_NAME["detection_tiling"].low)
+#: Minimum overlap of neighbouring tiles as a fraction of the tile side.
+OVERLAP_FRACTION = 0.3
+#: A tile palm whose box comes this close (fraction of the tile) to an inner tile edge is dropped ...
+EDGE_MARGIN = 0.02
+#: ... its box grown first by this share of its long side on every side (fingers lie beyond the palm).
+EDGE_CLEARANCE = 1.0
+#: ``round_robin``: tiles scanned per palm search of a camera, on average (see ``RoundRobin``).
+ROUND_ROBIN_RATE = Fraction(1, 2)
+#: Phase step between the round-robin schedules of successive cameras (golden-ratio
+#: sequence), so that the cameras of a batch do not all scan a tile on the same frame.
+_CAMERA_PHASE_STEP = (math.sqrt(5.0) - 1.0) / 2.0
+
+Tiling = Union[str, int]
+
+
+def parse_tiling(value) -> Tiling:
+    """A ``detection_tiling`` value as ``"auto"``, ``"off"`` or a tile side (int, px): the
+    two words, an integer, or a string of decimal digits (a launch argument).
+
+    Raises:
+        ValueError: anything else (bool, float, below ``MIN_TILE_SIDE``), naming the
+            parameter and the allowed values (``config.check_value``).
+    """
+    return check_value(BY_NAME["detection_tiling"], value)
+
+
+def check_tile_scan(value) -> str:
+    """``value`` if it is one of ``config.TILE_SCANS``; else ``ValueError`` naming the parameter."""
+    return check_value(BY_NAME["tile_scan"], value)
+
+
+def tile_side_for(tiling: Tiling, width: int, height: int) -> Optional[int]:
+    """The tile side [px] used for a ``width`` x ``height`` frame, or None (no tiles).
+
+    Args:
+        tiling: a ``parse_tiling`` result.
+    """
+    long_side = max(int(width), int(height))
+    if tiling == "off":
+        return None
+    if tiling == "auto":
+        return AUTO_TILE_SIDE if long_side > AUTO_MIN_LONG_SIDE else None
+    return int(tiling) if long_side > int(tiling) else None
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A square frame region ``[x0, x0 + side) x [y0, y0 + side)`` [px, frame pixel edges]
+    that the palm network sees letterbox-free as 192 x 192 (the part outside the frame is
+    black). ``inner`` tells, for the left, top, right and bottom edges, whether that edge
+    lies inside the frame (then a palm cut by it is found whole by a neighbouring tile);
+    ``overlap`` [px] is the least overlap of the grid's neighbouring tiles."""
+
+    x0: float
+    y0: float
+    side: float
+    inner: Tuple[bool, bool, bool, bool]
+    overlap: float
+
+    def roi(self) -> Roi:
+        """The tile as a ``Roi`` in frame pixels."""
+        return Roi(self.x0 + self.side / 2.0, self.y0 + self.side / 2.0, self.side, self.side, 0.0)
+
+    def affine(self, size: int) -> np.ndarray:
+        """(2, 3) crop map of the tile onto a ``size`` x ``size`` input (``roi.crop_affine``)."""
+        return crop_affine(self.roi(), size, size)
+
+
+def axis_starts(length: int, side: int, overlap: int) -> np.ndarray:
+    """Start coordinates [px] of the tiles along one frame axis of ``length`` px.
+
+    ``length <= side``: one tile, centred (start ``(length - side) / 2`` <= 0). Otherwise
+    ``n = ceil((length - side) / (side - overlap)) + 1`` tiles from 0 to ``length - side``
+    evenly: neighbours overlap by ``side - (length - side) / (n - 1) >= overlap`` px.
+    Returns (n,) float64.
+    """
+    if length <= side:
+        return np.array([(length - side) / 2.0])
+    n = math.ceil((length - side) / (side - overlap)) + 1
+    return np.linspace(0.0, float(length - side), n)
+
+
+@lru_cache(maxsize=32)
+def tile_grid(width: int, height: int, side: int) -> Tuple[Tile, ...]:
+    """The tiles of a ``width`` x ``height`` frame, row-major (top row first, left to right).
+
+    Args:
+        side: tile side [px] (from ``tile_side_for``); overlap ``ceil(OVERLAP_FRACTION * side)``.
+    """
+    overlap = math.ceil(OVERLAP_FRACTION * side)
+    xs, ys = axis_starts(width, side, overlap), axis_starts(height, side, overlap)
+    tiles = []
+    for y0 in ys:
+        for x0 in xs:
+            inner = (x0 > 0, y0 > 0, x0 + side < width, y0 + side < height)
+            tiles.append(Tile(float(x0), float(y0), float(side), inner, float(overlap)))
+    return tuple(tiles)
+
+
+def frame_tiles(tiling: Tiling, width: int, height: int) -> Tuple[Tile, ...]:
+    """All tiles of a frame under ``tiling`` (empty when the frame gets none)."""
+    side = tile_side_for(tiling, width, height)
+    return () if side is None else tile_grid(int(width), int(height), side)
+
+
+def tile_rejects(rows: np.ndarray, tile: Tile, margin: float = EDGE_MARGIN) -> np.ndarray:
+    """(K,) bool: which palm candidates of ``tile`` are left to other tiles or to the whole
+    frame: those whose box, grown by ``EDGE_CLEARANCE`` of its long side on every side,
+    reaches within ``margin`` (fraction of the tile) of one of the tile's inner edges (a
+    palm seen next to a cut, or a cut palm, whose fingers the tile may not show), and those
+    whose box's long side exceeds the grid's overlap.
+
+    Args:
+        rows: (K, 19) candidates from ``palm.decode``, normalized to the tile's input.
+    """
+    left, top, right, bottom = tile.inner
+    box = rows[:, 1:5]
+    size = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
+    out = size > tile.overlap / tile.side
+    grow = EDGE_CLEARANCE * size
+    if left:
+        out |= box[:, 0] - grow < margin
+    if top:
+        out |= box[:, 1] - grow < margin
+    if right:
+        out |= box[:, 2] + grow > 1.0 - margin
+    if bottom:
+        out |= box[:, 3] + grow > 1.0 - margin
+    return out
+
+
+def to_letterbox(rows: np.ndarray, tile: Tile, width: int, height: int) -> np.ndarray:
+    """Palm candidates of ``tile`` in the coordinates of the whole frame's letterboxed input.
+
+    The whole-frame pass sees the square ``S = max(width, height)`` centred on the frame, so
+    a frame point ``X`` [px] is at ``(X - width / 2) / S + 1/2`` of that input (likewise y);
+    a tile point at ``u`` of the tile's input is ``X = x0 + u * side``. Both maps are affine
+    and isotropic, so IoU and the score-weighted means of the weighted NMS are the same in
+    either system: tile and whole-frame candidates are merged in the whole frame's.
+
+    Args:
+        rows: (K, 19) float32 candidates ``score, box (4), keypoints (7 x 2)`` normalized to
+            the tile's input.
+
+    Returns:
+        (K, 19) float32, same layout, normalized to the whole frame's letterboxed input.
+    """
+    s = float(max(width, height))
+    scale = tile.side / s
+    off_x = (tile.x0 - width / 2.0) / s + 0.5
+    off_y = (tile.y0 - height / 2.0) / s + 0.5
+    out = rows.astype(np.float64, copy=True)
+    out[:, 1::2] = out[:, 1::2] * scale + off_x  # box x_min, x_max and keypoint x
+    out[:, 2::2] = out[:, 2::2] * scale + off_y  # box y_min, y_max and keypoint y
+    return out.astype(np.float32)
+
+
+class RoundRobin:
+    """The tiles one camera scans on each of its palm searches under ``tile_scan: round_robin``.
+
+    On its ``n``-th palm search (n = 0, 1, ...) a camera scans the next
+    ``floor((n + 1) r + p) - floor(n r + p)`` tiles of its frame's grid in cyclic order,
+    with ``r = ROUND_ROBIN_RATE`` tiles per search on average and ``p`` a per-camera phase
+    in [0, 1) (cameras in order of their first search, golden-ratio steps), so that with
+    several cameras the tile forwards spread evenly over the frames.
+
+    Time to acquire: any ``m`` consecutive searches scan at least ``floor(m r)`` tiles, so
+    every tile of an ``N``-tile grid is scanned within any ``ceil(N / r)`` consecutive palm
+    searches (``acquire_bound``): with r = 1/2, 16 frames for 1280x720 (8 tiles) and 36 for
+    1920x1080 (18 tiles) while a palm search runs on every frame (fewer hands tracked than
+    ``max_hands``). A frame size change restarts the cycle.
+    """
+
+    def __init__(self, ordinal: int, rate: Fraction = ROUND_ROBIN_RATE):
+        self.rate = Fraction(rate)
+        self.phase = (ordinal * _CAMERA_PHASE_STEP) % 1.0
+        self.searches = 0
+        self.cursor = 0
+        self.grid: Tuple[Tile, ...] = ()
+
+    def next_tiles(self, grid: Tuple[Tile, ...]) -> List[Tile]:
+        """The tiles to scan on this palm search (advances the schedule)."""
+        if grid != self.grid:
+            self.grid, self.cursor = grid, 0
+        n, r = self.searches, self.rate
+        count = math.floor((n + 1) * r + self.phase) - math.floor(n * r + self.phase)
+        self.searches += 1
+        if not grid:
+            return []
+        count = min(count, len(grid))
+        out = [grid[(self.cursor + i) % len(grid)] for i in range(count)]
+        self.cursor = (self.cursor + count) % len(grid)
+        return out
+
+
+def acquire_bound(tile_count: int, rate: Fraction = ROUND_ROBIN_RATE) -> int:
+    """Palm searches within which ``RoundRobin`` scans every one of ``tile_count`` tiles."""
+    return math.ceil(Fraction(tile_count) / Fraction(rate)) if tile_count else 0

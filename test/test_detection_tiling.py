@@ -1,0 +1,337 @@
+"""Tiled palm search (``detectors.mediapipe_torch.tiling``): small hands in large frames.
+
+Real hands (../shared/data/hands, cut out with their keypoint box) pasted with
+``cv2.INTER_AREA`` onto a mosaic of scikit-image's hand-free photographs
+(``benchmarks/hand_scenes.py``, fixed seeds):
+
+* a 96 px hand in a 1920x1080 frame: the whole-frame pass misses it, tiling finds it in
+  static mode and in tracking mode (``round_robin``, within the promised number of frames,
+  then tracked with no further palm search), keypoints close to the same hand detected
+  alone in a tight crop of the same frames (bounds and why at ``KEYPOINT_BOUND``);
+* a hand on a tile border, and on a corner where four tiles meet, is one hand;
+* ``off`` gives exactly the whole-frame detections (MediaPipe's pipeline recomposed from
+  ``palm``'s functions), and ``auto`` on frames that get no tiles too;
+* one batched forward gives the same palms as the tiles run one by one;
+* geometry, schedule, parameters, and bad input (1x1 ... 40000x1, bad values).
+"""
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hand_mesh_ros.core.detectors import create_detector
+from hand_mesh_ros.core.detectors.mediapipe_torch import MediaPipeTorchHandDetector, palm, tiling
+from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
+from hand_mesh_ros.frames import FrameSource
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import hand_scenes as hs  # noqa: E402
+
+SIZE = (1920, 1080)
+CROP = 96
+#: where the small hand goes: well inside tile (row 1, column 2) = x 585..1042, y 311..769
+PLACE = (700, 450)
+#: Tracking mode: median keypoint distance to the same hand tracked alone in a tight crop
+#: of the same frames, as a share of the hand box diagonal (issue 13's bound), mean over
+#: the tracked frames; every frame within twice that (measured: 0.5-1.9 %, mean 1.0 %).
+KEYPOINT_BOUND = 0.015
+#: Static mode: the same against one detection in a tight crop. MediaPipe's own answer for
+#: a hand this small moves by 2-3.5 % of its box diagonal between tight crops of 2.5, 3, 4
+#: and 5 crop sides (measured on this scene: its palm, so its hand region, differs), so a
+#: static detection is held to twice that spread; once tracked, the region comes from the
+#: landmarks in both and the issue's 1.5 % holds (tracking test).
+STATIC_KEYPOINT_BOUND = 0.06
+
+
+class _Spy(torch.nn.Module):
+    """Records the batch size of every forward of the wrapped network."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.sizes = []
+
+    def forward(self, x):
+        self.sizes.append(int(x.shape[0]))
+        return self.net(x)
+
+
+@pytest.fixture(scope="module")
+def detectors(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("tflite_cache")
+
+    plain = []
+
+    def make(**kw):
+        """A detector (static mode unless told); with no arguments, one shared plain one."""
+        if not kw and plain:
+            return plain[0]
+        kw.setdefault("static_image_mode", True)
+        det = MediaPipeTorchHandDetector(cache_dir=cache, **kw)
+        if len(kw) == 1 and not plain:
+            plain.append(det)
+        return det
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def hand(hands_data, detectors):
+    """The open hand of hand_landmarker_test_image.jpg, cut out with its keypoint box."""
+    img = hs._rgb(hands_data / "mediapipe_samples" / "hand_landmarker_test_image.jpg")
+    (det,) = detectors().detect(img)
+    return hs.cut_hand(img, det.keypoints_2d, "hand_landmarker_test_image")
+
+
+@pytest.fixture(scope="module")
+def background():
+    return hs.mosaic(np.random.default_rng(13), hs.backgrounds(), *SIZE)
+
+
+def _scene(background, hand, place, crop=CROP, noise_seed=None):
+    frame = background.copy()
+    pasted = hs.paste(frame, hand, crop, *place)
+    if noise_seed is not None:  # +-1 grey level: the result must not hinge on rounding
+        noise = np.random.default_rng(noise_seed).integers(-1, 2, frame.shape)
+        frame = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    return frame, pasted
+
+
+def _diagonal(kp):
+    return float(np.linalg.norm(kp.max(0) - kp.min(0)))
+
+
+def _tight_window(pasted):
+    """(x0, y0, side): a square 3 crop sides wide around the pasted hand."""
+    side = 3 * int(pasted.box[2] - pasted.box[0])
+    cx, cy = (pasted.box[:2] + pasted.box[2:]) / 2
+    return int(cx - side / 2), int(cy - side / 2), side
+
+
+def _tight_reference(detector, frame, window, camera="tight"):
+    """The hand detected alone in the ``window`` of the same frame (whole-frame pass only),
+    keypoints in frame pixels."""
+    x0, y0, side = window
+    (det,) = detector.detect(np.ascontiguousarray(frame[y0:y0 + side, x0:x0 + side]), camera=camera)
+    return det.keypoints_2d + [x0, y0]
+
+
+def _assert_close_to_reference(det, ref, bound=STATIC_KEYPOINT_BOUND):
+    err = np.median(np.linalg.norm(det.keypoints_2d - ref, axis=1))
+    assert err <= bound * _diagonal(ref), (err, _diagonal(ref))
+
+
+# -- the small hand ---------------------------------------------------------------------
+@pytest.mark.parametrize("noise_seed", [None, 1])
+def test_small_hand_missed_whole_frame_is_found_with_tiles(detectors, hand, background, noise_seed):
+    frame, pasted = _scene(background, hand, PLACE, noise_seed=noise_seed)
+    assert not hs.found(detectors().detect(frame), pasted), "the whole-frame pass finds it: nothing to prove"
+    tiled = detectors(detection_tiling="auto")
+    found = tiled.detect(frame)
+    assert len(found) == 1 and hs.found(found, pasted)
+    _assert_close_to_reference(found[0], _tight_reference(detectors(), frame, _tight_window(pasted)))
+
+
+def test_small_hand_is_acquired_by_round_robin_within_the_bound_and_then_tracked(detectors, hand, background):
+    """A stream (the hand moving by a pixel a frame), tracking mode, max_hands 1: found
+    within ``acquire_bound`` frames; afterwards followed by the landmarks alone (no palm
+    search), keypoints within 1.5 % of the box diagonal of the same hand tracked alone in a
+    tight window of the same frames (mean over 11 frames; 3 % on every frame)."""
+    det = detectors(static_image_mode=False, max_hands=1, detection_tiling="auto", tile_scan="round_robin")
+    tight = detectors(static_image_mode=False, max_hands=1)
+    window = _tight_window(_scene(background, hand, PLACE)[1])
+    det.palm_net = _Spy(det.palm_net)
+    bound = tiling.acquire_bound(len(tiling.frame_tiles("auto", *SIZE)))
+    assert bound == 36
+    acquired, errors = None, []
+    for t in range(bound + 13):
+        frame, pasted = _scene(background, hand, (PLACE[0] + t % 3, PLACE[1] + t % 2))
+        dets = det.detect(frame, camera="cam")
+        ref = _tight_reference(tight, frame, window)
+        if acquired is None:
+            if dets:
+                acquired, searches = t, len(det.palm_net.sizes)
+                assert searches == t + 1  # a palm search on every frame until then
+            continue
+        assert len(dets) == 1 and hs.found(dets, pasted), t
+        if t >= acquired + 2:  # both regions from the landmarks by now
+            errors.append(np.median(np.linalg.norm(dets[0].keypoints_2d - ref, axis=1)) / _diagonal(ref))
+        if t >= acquired + 12:
+            break
+    assert acquired is not None and acquired < bound, acquired
+    assert len(errors) == 11 and np.mean(errors) <= KEYPOINT_BOUND and max(errors) <= 2 * KEYPOINT_BOUND, errors
+    assert len(det.palm_net.sizes) == searches, "palm searches after the hand was tracked"
+    # round robin: the whole frame plus half a tile per search on average
+    schedule, grid = tiling.RoundRobin(0), tiling.frame_tiles("auto", *SIZE)
+    assert sum(det.palm_net.sizes) - searches == sum(len(schedule.next_tiles(grid)) for _ in range(searches))
+
+
+@pytest.mark.parametrize("place", [(457 - CROP // 2, 200), (457 - CROP // 2, 457 - CROP // 2)],
+                         ids=["tile-border", "four-tile-corner"])
+def test_a_hand_across_tile_borders_is_one_hand(detectors, hand, background, place):
+    frame, pasted = _scene(background, hand, place)
+    det = detectors(detection_tiling="auto", max_hands=3)
+    found = det.detect(frame)
+    assert len(found) == 1 and hs.found(found, pasted)
+    _assert_close_to_reference(found[0], _tight_reference(detectors(), frame, _tight_window(pasted)))
+
+
+# -- off is MediaPipe, batched is one by one ----------------------------------------------
+def _whole_frame_rois(det, image):
+    """MediaPipe's palm path composed from ``palm``'s functions: the letterboxed frame ->
+    decode -> weighted NMS -> hand ROIs (what the detector did before tiling existed)."""
+    h, w = image.shape[:2]
+    x = det._crops(image, [palm.letterbox_affine(w, h)], palm.INPUT_SIZE, "zero").permute(0, 3, 1, 2)
+    _, rows = palm.decode(*det._forward(det.palm_net, x), det.anchors, det.min_score)
+    pad = palm.letterbox(w, h)[1]
+    palms = palm.weighted_nms(rows.numpy())[: det.max_hands]
+    return [r for r in (palm.hand_roi(palm.remove_letterbox(p, pad), w, h) for p in palms) if r.is_valid()]
+
+
+def test_off_is_exactly_the_whole_frame_search(detectors, hands_data, hand, background):
+    det = detectors(max_hands=3)
+    assert det.detection_tiling == "off"
+    images = [hs._rgb(hands_data / "hamer_example_data" / n) for n in ("test1.jpg", "test5.jpg")]
+    images.append(_scene(background, hand, PLACE)[0])
+    for img in images:
+        h, w = img.shape[:2]
+        got = det._palm_rois({0: img}, {0: (w, h)}, [0])[0]
+        assert got == _whole_frame_rois(det, img)
+
+
+def test_auto_without_tiles_is_bit_identical_to_off_on_the_video(detectors, hands_data):
+    """640x360 frames get no tiles under auto: tracking on the test video gives the very
+    same detections, frame by frame."""
+    frames = [f.image for f in FrameSource(hands_data / "mediapipe_samples/hand_landmarker_test_video.mp4", 15)]
+    off = detectors(static_image_mode=False)
+    auto = detectors(static_image_mode=False, detection_tiling="auto")
+    for img in frames:
+        a, b = off.detect(img), auto.detect(img)
+        assert len(a) == len(b) == 1
+        np.testing.assert_array_equal(a[0].keypoints_2d, b[0].keypoints_2d)
+        np.testing.assert_array_equal(a[0].keypoints_3d, b[0].keypoints_3d)
+
+
+def test_one_batched_forward_gives_the_palms_of_tiles_run_one_by_one(detectors, hand, background):
+    frame, _ = _scene(background, hand, PLACE)
+    det = detectors(detection_tiling="auto", batch_size=64)
+    det.palm_net = _Spy(det.palm_net)
+    det.detect_batch([("a", frame), ("b", frame[:720, :1280].copy())])
+    assert det.palm_net.sizes == [1 + 18 + 1 + 8]  # two cameras' frames and tiles, one forward
+    grid = tiling.frame_tiles("auto", *SIZE)
+    affines = [palm.letterbox_affine(*SIZE)] + [t.affine(palm.INPUT_SIZE) for t in grid]
+    crops = det._crops(frame, affines, palm.INPUT_SIZE, "zero").permute(0, 3, 1, 2)
+    batched = det._forward(det.palm_net.net, crops)
+    for i in range(len(affines)):
+        single = det._forward(det.palm_net.net, crops[i:i + 1])
+        for a, b in zip(batched, single):
+            torch.testing.assert_close(a[i:i + 1], b, atol=1e-4, rtol=1e-4)
+
+
+def test_large_hands_barely_move_with_tiling(detectors, hands_data):
+    """test5.jpg (1200x1799, two hands ~390 px tall): the same hands with tiling on, keypoints
+    within the bound of the whole-frame result."""
+    img = hs._rgb(hands_data / "hamer_example_data" / "test5.jpg")
+    off, auto = detectors(max_hands=3).detect(img), detectors(max_hands=3, detection_tiling="auto").detect(img)
+    assert sorted(d.side for d in off) == sorted(d.side for d in auto) == [0, 1]
+    for d in auto:
+        ref = next(o for o in off if o.side == d.side)
+        _assert_close_to_reference(d, ref.keypoints_2d)
+
+
+# -- geometry, schedule, parameters, bad input ------------------------------------------------
+@pytest.mark.parametrize("size, count", [((640, 480), 0), ((1280, 720), 8), ((1920, 1080), 18),
+                                         ((800, 600), 6), ((1, 1), 0), ((457, 457), 0)])
+def test_tile_grid_covers_the_frame_with_the_overlap(size, count):
+    tiles = tiling.frame_tiles("auto", *size)
+    assert len(tiles) == count
+    if not tiles:
+        return
+    side, overlap = tiling.AUTO_TILE_SIDE, np.ceil(0.3 * tiling.AUTO_TILE_SIDE)
+    xs = sorted({t.x0 for t in tiles})
+    ys = sorted({t.y0 for t in tiles})
+    for starts, length in ((xs, size[0]), (ys, size[1])):
+        if length > side:
+            assert starts[0] == 0 and starts[-1] == length - side
+            assert (np.diff(starts) <= side - overlap + 1e-9).all()
+        else:
+            assert starts == [(length - side) / 2]
+
+
+def test_tile_palms_map_to_frame_pixels():
+    """A tile point u -> the whole frame's letterbox -> (remove_letterbox) frame pixels is
+    x0 + u * side."""
+    w, h = SIZE
+    tile = tiling.frame_tiles("auto", w, h)[8]
+    rows = np.zeros((1, 19), np.float32)
+    rows[0, 1:] = np.linspace(0.05, 0.95, 18)
+    lb = tiling.to_letterbox(rows, tile, w, h)[0]
+    p = palm.remove_letterbox(lb, palm.letterbox(w, h)[1])
+    np.testing.assert_allclose(p.box * [w, h, w, h], [tile.x0 + rows[0, 1] * tile.side, tile.y0 + rows[0, 2] * tile.side,
+                                                    tile.x0 + rows[0, 3] * tile.side, tile.y0 + rows[0, 4] * tile.side],
+                               atol=1e-3)
+
+
+@pytest.mark.parametrize("count", [1, 8, 18, 125])
+def test_round_robin_scans_every_tile_within_the_bound(count):
+    grid = tuple(tiling.Tile(float(i), 0.0, 457.0, (True,) * 4, 138.0) for i in range(count))
+    bound = tiling.acquire_bound(count)
+    for ordinal in range(4):
+        rr = tiling.RoundRobin(ordinal)
+        history = [rr.next_tiles(grid) for _ in range(3 * bound + 7)]
+        for start in range(len(history) - bound + 1):
+            window = {t for step in history[start:start + bound] for t in step}
+            assert len(window) == count, (ordinal, start)
+        assert sum(map(len, history)) <= (3 * bound + 7) * tiling.ROUND_ROBIN_RATE + 1
+
+
+def test_round_robin_spreads_cameras_over_frames():
+    grid = tiling.frame_tiles("auto", *SIZE)
+    cams = [tiling.RoundRobin(c) for c in range(4)]
+    per_step = [sum(len(rr.next_tiles(grid)) for rr in cams) for _ in range(40)]
+    assert set(per_step) == {2}  # 4 cameras x 1/2 tile: two tiles on every frame, never 0 or 4
+
+
+@pytest.mark.parametrize("value", ["on", "", "-5", "12.5", 0, 95, -1, 4.0, True, None, [457]])
+def test_bad_detection_tiling_names_the_parameter_and_the_allowed_values(value):
+    with pytest.raises(ValueError, match=r"^parameter 'detection_tiling': .* is not allowed; allowed: one of auto, off, or an integer >= 96$"):
+        PipelineConfig(detection_tiling=value).validate()
+
+
+@pytest.mark.parametrize("value", ["auto", "off", 457, "600", 96])
+def test_good_detection_tiling_values(value):
+    PipelineConfig(detection_tiling=value).validate()
+
+
+def test_bad_tile_scan_names_the_parameter():
+    with pytest.raises(ValueError, match=r"^parameter 'tile_scan': 'some' is not allowed; allowed: one of round_robin, all$"):
+        PipelineConfig(tile_scan="some").validate()
+
+
+def test_mediapipe_graph_with_tiling(caplog):
+    """detector mediapipe: an explicit tile side is refused at start-up; auto runs untiled
+    with one start-up line saying so; off says nothing."""
+    with pytest.raises(ValueError, match=r"parameter 'detection_tiling': 600 needs detector 'mediapipe_torch'"):
+        PipelineConfig(detector="mediapipe", detection_tiling=600).validate()
+    with pytest.raises(ValueError, match=r"parameter 'detection_tiling'"):
+        create_detector("mediapipe", detection_tiling=600)
+    with caplog.at_level(logging.WARNING, logger="hand_mesh_ros.core.pipeline"):
+        HandMeshPipeline(PipelineConfig(detector="mediapipe", detection_tiling="auto")).close()
+        HandMeshPipeline(PipelineConfig(detector="mediapipe", detection_tiling="off")).close()
+    notes = [r.getMessage() for r in caplog.records if "detection_tiling" in r.getMessage()]
+    assert len(notes) == 1 and "has no effect" in notes[0]
+
+
+@pytest.mark.parametrize("shape, static", [((1, 1), True), ((2, 3), False), ((1, 40000), True),
+                                           ((40000, 1), False), ((300, 1900), True), ((300, 1900), False)])
+def test_frames_of_any_size_and_aspect_do_not_crash(detectors, shape, static):
+    """Static: every tile (125 for 1x40000); stream: round robin, three frames."""
+    img = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
+    det = detectors(static_image_mode=static, detection_tiling="auto")
+    for _ in range(1 if static else 3):
+        assert isinstance(det.detect(img), list)
+    xs, ys = (tiling.axis_starts(n, tiling.AUTO_TILE_SIDE, 138) for n in (shape[1], shape[0]))
+    assert len(tiling.frame_tiles("auto", shape[1], shape[0])) == (0 if max(shape) <= 640 else len(xs) * len(ys))
