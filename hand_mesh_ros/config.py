@@ -143,7 +143,8 @@ PARAMETERS: Tuple[Param, ...] = (
     # -- models --------------------------------------------------------------------------------
     Param("detector", "str", "auto", "hand detector: mediapipe (MediaPipe's CPU graph, one per camera), "
           "mediapipe_torch (the same networks run by torch on device, batched across cameras and hands), "
-          "auto (mediapipe_torch on CUDA, mediapipe on the CPU)", "pipeline", DETECTORS),
+          "auto (mediapipe_torch on CUDA; on the CPU mediapipe, and mediapipe_torch for the frames that get tiles, "
+          "see detection_tiling)", "pipeline", DETECTORS),
     Param("detector_model", "str", "full", "MediaPipe palm and landmark networks (model_complexity 1 / 0), "
           "both detectors", "pipeline", DETECTOR_MODELS),
     Param("regressor", "str", "fit", "MANO regressor: fit (fit the hand model to the detector's 3D "
@@ -161,8 +162,9 @@ PARAMETERS: Tuple[Param, ...] = (
           "autocast on CUDA; fp32 on the CPU), fp32, bf16, fp16 (CUDA only)", "pipeline", PRECISIONS),
     Param("detection_tiling", "str_or_int", "auto", "tiled palm search for small hands in large frames "
           "(mediapipe_torch): auto = tiles of 457 px when the frame is larger than 640x480, off = whole frame "
-          "only (MediaPipe's search exactly), N = tiles of N px when the long side is larger; not off makes "
-          "detector auto mediapipe_torch", "pipeline", TILING_WORDS, low=96, unit="px"),
+          "only (MediaPipe's search exactly), N = tiles of N px when the long side is larger; with detector "
+          "auto on the CPU the frames that get tiles go to mediapipe_torch, the others to MediaPipe's graph",
+          "pipeline", TILING_WORDS, low=96, unit="px"),
     Param("tile_scan", "str", "round_robin", "tiles searched per palm search of a stream: round_robin = the "
           "whole frame plus half a tile on average (a new small hand is searched within 16 frames at 1280x720, "
           "36 at 1920x1080), all = every tile every time; images in static mode always search all",
@@ -435,7 +437,8 @@ def add_cli_arguments(group) -> None:
             group.add_argument(*names, dest=p.name, action=argparse.BooleanOptionalAction, default=p.default,
                                help=helptext)
         else:
-            metavar = "|".join(p.choices) if p.choices else KINDS[p.kind].upper().replace(" ", "_")
+            metavar = "|".join(p.choices + (("PX",) if p.kind == "str_or_int" else ())) if p.choices else \
+                KINDS[p.kind].upper().replace(" ", "_")
             group.add_argument(*names, dest=p.name, type=_cli_type(p), default=_copy(p.default),
                                metavar=metavar, help=helptext)
 

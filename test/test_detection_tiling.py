@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from hand_mesh_ros.core.detectors import create_detector
+from hand_mesh_ros.core.detectors import FrameSizeRouter, create_detector
 from hand_mesh_ros.core.detectors.mediapipe_torch import MediaPipeTorchHandDetector, palm, tiling
 from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.frames import FrameSource
@@ -213,6 +213,30 @@ def test_auto_without_tiles_is_bit_identical_to_off_on_the_video(detectors, hand
         assert len(a) == len(b) == 1
         np.testing.assert_array_equal(a[0].keypoints_2d, b[0].keypoints_2d)
         np.testing.assert_array_equal(a[0].keypoints_3d, b[0].keypoints_3d)
+
+
+def test_auto_on_the_cpu_keeps_the_graph_for_frames_without_tiles(hands_data, hand, background):
+    """detector auto, detection_tiling auto, CPU: 640x360 video frames go to MediaPipe's graph
+    (the detections of detector mediapipe, frame by frame), a 1920x1080 frame to
+    mediapipe_torch, which finds the small hand there by its tiles."""
+    frames = [f.image for f in FrameSource(hands_data / "mediapipe_samples/hand_landmarker_test_video.mp4", 10)]
+    auto = HandMeshPipeline(PipelineConfig(device="cpu", tile_scan="all"))  # all: found on its first frame
+    graph = HandMeshPipeline(PipelineConfig(device="cpu", detector="mediapipe", detection_tiling="off"))
+    try:
+        assert isinstance(auto.detector, FrameSizeRouter)
+        for i, img in enumerate(frames):
+            a = auto.detector.detect(img, camera="video")
+            b = graph.detector.detect(img, camera="video")
+            assert len(a) == len(b) == 1, i
+            np.testing.assert_array_equal(a[0].keypoints_2d, b[0].keypoints_2d)
+        frame, pasted = _scene(background, hand, PLACE)
+        found = auto.detector.detect(frame, camera="big")
+        assert hs.found(found, pasted)
+        assert "big" in auto.detector.tiled._cameras and "big" not in auto.detector.whole._by_camera
+        assert "video" in auto.detector.whole._by_camera and "video" not in auto.detector.tiled._cameras
+    finally:
+        auto.close()
+        graph.close()
 
 
 def test_one_batched_forward_gives_the_palms_of_tiles_run_one_by_one(detectors, hand, background):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hand_mesh_ros import cli
-from hand_mesh_ros.core.detectors import resolve_detector
+from hand_mesh_ros.core.detectors import BY_FRAME_SIZE, resolve_detector
 from hand_mesh_ros.core.detectors.mediapipe_torch.cache import CACHE_DIR_ENV
 from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.core.types import CameraIntrinsics
@@ -21,18 +21,18 @@ def _rgb(path):
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
-def test_auto_is_mediapipe_torch_on_cuda_or_with_tiling_and_the_graph_otherwise():
-    assert resolve_detector("auto", "cuda") == "mediapipe_torch"
+def test_auto_is_mediapipe_torch_on_cuda_and_the_graph_or_by_frame_size_on_the_cpu():
+    assert resolve_detector("auto", "cuda") == resolve_detector("auto", "cuda", "auto") == "mediapipe_torch"
     assert resolve_detector("auto", "cpu") == "mediapipe"  # tiling off (the function's default)
     assert resolve_detector("auto", "cpu", "off") == "mediapipe"
-    assert resolve_detector("auto", "cpu", "auto") == "mediapipe_torch"
-    assert resolve_detector("auto", "cpu", 600) == "mediapipe_torch"
+    assert resolve_detector("auto", "cpu", "auto") == BY_FRAME_SIZE == "mediapipe+mediapipe_torch"
+    assert resolve_detector("auto", "cpu", 600) == BY_FRAME_SIZE
     assert resolve_detector("mediapipe_torch", "cpu") == "mediapipe_torch"
     assert resolve_detector("mediapipe", "cpu", "auto") == "mediapipe"
     with pytest.raises(ValueError, match=r"parameter 'detector': 'yolo'"):
         resolve_detector("yolo", "cpu")
     pipe = HandMeshPipeline(PipelineConfig(device="cpu"))
-    assert pipe.detector_name == "mediapipe_torch"  # detection_tiling defaults to auto
+    assert pipe.detector_name == BY_FRAME_SIZE  # detection_tiling defaults to auto
     pipe.close()
     pipe = HandMeshPipeline(PipelineConfig(device="cpu", detection_tiling="off"))
     assert pipe.detector_name == "mediapipe"
