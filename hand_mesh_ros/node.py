@@ -49,6 +49,7 @@ Composable: ``HandMeshNode(**node_kwargs)`` never calls ``rclpy.init``/``spin``/
 from __future__ import annotations
 
 import collections
+import signal
 import sys
 import threading
 import time
@@ -72,26 +73,13 @@ from hand_mesh_ros.core.detectors import DETECTOR_MODELS, DETECTORS
 from hand_mesh_ros.core.pipeline import DEVICES, PRECISIONS, HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.core.tracking import SMOOTHING
 from hand_mesh_ros.core.types import FrameInput
-from hand_mesh_ros.ros import camera_inputs, dds_profile, diagnostics, messages
+from hand_mesh_ros.ros import camera_inputs, dds_profile, diagnostics, messages, real_packages
 from hand_mesh_ros.ros.camera_info import intrinsics_from_camera_info
 from hand_mesh_ros.ros.camera_inputs import TRANSPORTS, CameraInfoWatch, StampBuffer, transport_topic
 from hand_mesh_ros.ros.diagnostics import CameraTopics, DiagnosticsPublisher, NodeDiagnostics
 from hand_mesh_ros.ros.image_conversion import ImageDecodeError, rgb_to_image, to_depth_metres, to_rgb
 from hand_mesh_ros.ros.sync import StampPairSynchronizer, stamp_ns
 from hand_mesh_ros.ros.throttle import ReasonThrottle, with_held_count
-
-try:  # a real ROS 2 install
-    import message_filters  # noqa: F401
-    HAVE_MESSAGE_FILTERS = True
-except ImportError:
-    HAVE_MESSAGE_FILTERS = False
-
-try:
-    from tf2_ros import TransformBroadcaster
-    HAVE_TF2_ROS = True
-except ImportError:
-    TransformBroadcaster = None
-    HAVE_TF2_ROS = False
 
 NODE_NAME = "hand_mesh_node"
 
@@ -311,8 +299,10 @@ class _TfPublisher:
     """``/tf`` sender: tf2_ros.TransformBroadcaster when installed, else a TFMessage publisher."""
 
     def __init__(self, node: Node):
-        if HAVE_TF2_ROS:
-            self._br = TransformBroadcaster(node)
+        tf2_ros = real_packages.load("tf2_ros")  # None: not installed, or HAND_MESH_ROS_STANDINS=1
+        self.via = "tf2_ros" if tf2_ros is not None else "TFMessage publisher"
+        if tf2_ros is not None:
+            self._br = tf2_ros.TransformBroadcaster(node)
             self._pub = None
         else:
             from tf2_msgs.msg import TFMessage
@@ -384,6 +374,9 @@ class HandMeshNode(Node):
             self._marker_pub = self.create_publisher(MarkerArray, "hands/markers", 10)
         self._overlay_pub = self.create_publisher(Image, "hands/overlay", 2) if p.publish_overlay else None
         self._tf = _TfPublisher(self)
+        # None: not installed, or HAND_MESH_ROS_STANDINS=1 (ros.real_packages)
+        self._message_filters = real_packages.load("message_filters")
+        self.sync_via = "message_filters" if self._message_filters is not None else "StampPairSynchronizer"
 
         # topics as resolved on the graph (remapped, with the transport's suffix)
         self.cameras = [self._resolved(c) for c in camera_topics(p)]
@@ -405,9 +398,8 @@ class HandMeshNode(Node):
         self.get_logger().info(
             f"ready: hand model '{self.pipe.hand_model.name}', detector '{self.pipe.detector_name}', regressor "
             f"'{p.regressor}', device {self.pipe.device}, cameras {[c.image for c in self.cameras]} "
-            f"({p.image_transport}; warmed up in {warm_s:.2f} s), sync via "
-            f"{'message_filters' if HAVE_MESSAGE_FILTERS else 'StampPairSynchronizer'}, tf via "
-            f"{'tf2_ros' if HAVE_TF2_ROS else 'TFMessage publisher'}, /diagnostics via {self._diag_pub.via}")
+            f"({p.image_transport}; warmed up in {warm_s:.2f} s), sync via {self.sync_via}, tf via "
+            f"{self._tf.via}, /diagnostics via {self._diag_pub.via}")
 
     def _resolved(self, cam: CameraTopics) -> CameraTopics:
         """``cam`` with each topic remapped and fully qualified, plus the transport suffix
@@ -436,8 +428,8 @@ class HandMeshNode(Node):
 
         def on_pair(img, info, k=key):
             self._on_pair(k, img, info)
-        if HAVE_MESSAGE_FILTERS:
-            import message_filters
+        message_filters = self._message_filters
+        if message_filters is not None:
             subs = [message_filters.Subscriber(self, image_type, cam.image, qos_profile=qos),
                     message_filters.Subscriber(self, CameraInfo, cam.camera_info, qos_profile=qos)]
             sync = message_filters.ApproximateTimeSynchronizer(subs, SYNC_QUEUE_SIZE, self.params.sync_slop)
@@ -513,6 +505,8 @@ class HandMeshNode(Node):
             try:
                 self._process(pending)
             except Exception:  # keep the node alive; the traceback says what broke
+                if not self.context.ok():  # Ctrl-C shut rclpy down under this batch: stopping
+                    return
                 self.stats["errors"] += 1
                 self.diag.error()
                 self.get_logger().error("processing failed:\n" + traceback.format_exc(),
@@ -584,6 +578,7 @@ class HandMeshNode(Node):
             frames.append((image.header, stamp, received, (time.perf_counter() - t0) * 1e3))
         if not batch:
             return
+        self.diag.batch(len(batch))
         results = self.pipe.process_batch(batch)
         for item, (header, stamp, received, decode_ms), res in zip(batch, frames, results):
             t0 = time.perf_counter()
@@ -655,11 +650,18 @@ def main(args=None) -> int:
         logger.fatal(f"start-up failed: {e}")
         rclpy.try_shutdown()
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while the models load
+        logger.info("interrupted during start-up")
+        rclpy.try_shutdown()
+        return 0
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C in a terminal reaches `ros2 launch` too, which sends one more SIGINT: it must
+        # not interrupt the clean-up (a KeyboardInterrupt traceback, exit code -2)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         s = dict(node.stats, skipped_by_reason=dict(node.skip_reasons), hands_skipped=dict(node.pipe.skipped))
         node.destroy_node()
         logger.info(f"stopped: {s}")

@@ -35,6 +35,9 @@ YAML_PARAMETERS = ("batch_size", "max_hands", "min_score", "publish_faces", "pub
 #: YAML parameters of type double: an integer argument ("1") is given as 1.0.
 DOUBLE_PARAMETERS = ("min_score", "sync_slop", "smoothing_min_cutoff", "smoothing_beta", "nms_iou",
                      "nms_keypoint_distance", "camera_info_timeout", "depth_wait")
+#: YAML parameters of type integer / string list (the other YAML parameters are booleans).
+INTEGER_PARAMETERS = ("batch_size", "max_hands", "track_max_missed", "side_hysteresis")
+LIST_PARAMETERS = ("image_topics", "depth_topics")
 DESCRIPTIONS = {
     "detector": "hand detector: auto | mediapipe | mediapipe_torch", "detector_model": "full | lite",
     "regressor": "MANO regressor: fit | hamer",
@@ -63,9 +66,12 @@ def parameter_overrides(values):
     Returns:
         {name: value} for the given arguments only: strings for ``STRING_PARAMETERS``,
         YAML-parsed values for ``YAML_PARAMETERS`` (integers as floats for
-        ``DOUBLE_PARAMETERS``). Values are checked by the node at start-up.
+        ``DOUBLE_PARAMETERS``). Their type is checked here (``max_hands:=two`` stops the
+        launch with one line naming the argument); allowed values are checked by the node
+        at start-up.
     Raises:
-        ValueError: a YAML argument that does not parse (the message names it).
+        ValueError: a YAML argument that does not parse or is of the wrong type (the
+            message names it and the type expected).
     """
     import yaml
 
@@ -82,6 +88,14 @@ def parameter_overrides(values):
             raise ValueError(f"launch argument '{name}': {text!r} is not valid YAML ({e})") from None
         if name in DOUBLE_PARAMETERS and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        expected = ("a number" if name in DOUBLE_PARAMETERS else "an integer" if name in INTEGER_PARAMETERS
+                    else "a YAML list of strings" if name in LIST_PARAMETERS else "true or false")
+        ok = (isinstance(value, float) if name in DOUBLE_PARAMETERS
+              else isinstance(value, int) and not isinstance(value, bool) if name in INTEGER_PARAMETERS
+              else isinstance(value, list) and all(isinstance(v, str) for v in value) if name in LIST_PARAMETERS
+              else isinstance(value, bool))
+        if not ok:
+            raise ValueError(f"launch argument '{name}': {text!r} is not {expected}")
         out[name] = value
     return out
 
