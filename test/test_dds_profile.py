@@ -6,7 +6,11 @@
 * Fast DDS loads it: a process that applies it maps a shared-memory segment of the
   profile's 16 MB (Fast DDS's default is 512 kB), and the node says so in its log.
 * Large images (1280x720 rgb8, 2.76 MB) go between processes intact whichever side has
-  the profile (camera and node configured differently still talk).
+  the profile (camera and node configured differently still talk): the camera sends the
+  next image when the node has acknowledged the last one, so every image must arrive,
+  however slow a loaded machine is.
+
+The probes run in this test process's DDS domain (conftest), one at a time.
 """
 import os
 import subprocess
@@ -62,8 +66,12 @@ def test_not_applied_when_dev_shm_is_small():
     assert path is None and "64 MB free" in why
 
 
-PUBLISHER = textwrap.dedent("""
-    import os, sys, time, zlib
+#: images sent; the camera waits (at most ACK_TIMEOUT_S) for the node's ack of each
+IMAGES = 20
+ACK_TIMEOUT_S = 60
+
+PUBLISHER = textwrap.dedent(f"""
+    import sys, time, zlib
     import numpy as np
     from hand_mesh_ros.ros import dds_profile
     if sys.argv[1] == "profile":
@@ -71,43 +79,56 @@ PUBLISHER = textwrap.dedent("""
     import rclpy
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image
+    from std_msgs.msg import UInt32
     rclpy.init()
     node = rclpy.create_node("dds_probe_camera")
     pub = node.create_publisher(Image, "/probe/image", QoSProfile(depth=1))
-    t0 = time.monotonic()
-    while pub.get_subscription_count() == 0 and time.monotonic() - t0 < 30:
-        time.sleep(0.05)
+    acked = []
+    node.create_subscription(UInt32, "/probe/ack", lambda m: acked.append(m.data), QoSProfile(depth={IMAGES}))
+
+    def wait(pred, what):
+        end = time.monotonic() + {ACK_TIMEOUT_S}
+        while not pred():
+            if time.monotonic() > end:
+                sys.exit("camera: timed out waiting for " + what)
+            rclpy.spin_once(node, timeout_sec=0.1)
+    wait(lambda: pub.get_subscription_count() > 0, "the node's subscription")
     rng = np.random.default_rng(0)
-    for k in range(40):
+    for k in range({IMAGES}):
         px = rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8)
         msg = Image(height=720, width=1280, encoding="rgb8", step=1280 * 3, data=px.tobytes())
         msg.header.frame_id = str(zlib.crc32(px.tobytes()))
+        msg.header.stamp.sec = k
         pub.publish(msg)
-        time.sleep(0.05)
-    time.sleep(1.0)
+        wait(lambda: k in acked, "the ack of image %d" % k)  # the next image once this one arrived
     node.destroy_node()
     rclpy.shutdown()
 """)
 
-SUBSCRIBER = textwrap.dedent("""
+SUBSCRIBER = textwrap.dedent(f"""
     import sys, time, zlib
     import numpy as np
     from hand_mesh_ros.ros import dds_profile
     if sys.argv[1] == "profile":
         dds_profile.apply()
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image
+    from std_msgs.msg import UInt32
     rclpy.init()
     node = rclpy.create_node("dds_probe_node")
+    ack = node.create_publisher(UInt32, "/probe/ack", QoSProfile(depth={IMAGES}))
     got = []
     def on_image(msg):
         data = np.frombuffer(memoryview(msg.data).cast("B"), np.uint8)
         got.append((msg.width, msg.height, data.size, str(zlib.crc32(data.tobytes())) == msg.header.frame_id))
+        ack.publish(UInt32(data=msg.header.stamp.sec))
     node.create_subscription(Image, "/probe/image", on_image, QoSProfile(depth=1))
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 25 and len(got) < 40:
+    end = time.monotonic() + {IMAGES} * {ACK_TIMEOUT_S}
+    while time.monotonic() < end and len(got) < {IMAGES}:
         rclpy.spin_once(node, timeout_sec=0.1)
+    ack.wait_for_all_acked(Duration(seconds={ACK_TIMEOUT_S}))  # the last ack delivered before this writer goes
     print("received", len(got), "intact", sum(ok for *_, ok in got),
           "sizes", sorted(set((w, h, n) for w, h, n, _ in got)), flush=True)
     node.destroy_node()
@@ -120,8 +141,7 @@ def test_large_images_between_processes(camera, node):
     pytest.importorskip("rclpy")
     if dds_profile.free_shm() is not None and dds_profile.free_shm() < ENOUGH:
         pytest.fail(f"/dev/shm too small for this test: {dds_profile.free_shm()} bytes free")
-    env = _env(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(50 + os.getpid() % 40),
-               PYTHONUNBUFFERED="1")
+    env = _env(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
     # "default": the variable set and empty = Fast DDS's own defaults, as a user would choose them
     sub_env = dict(env, **({} if node == "profile" else {VAR: ""}))
     pub_env = dict(env, **({} if camera == "profile" else {VAR: ""}))
@@ -129,15 +149,15 @@ def test_large_images_between_processes(camera, node):
                            stderr=subprocess.STDOUT, text=True)
     try:
         pub = subprocess.run([sys.executable, "-c", PUBLISHER, camera], env=pub_env, capture_output=True,
-                             text=True, timeout=90)
-        out, _ = sub.communicate(timeout=60)
+                             text=True, timeout=IMAGES * ACK_TIMEOUT_S)
+        out, _ = sub.communicate(timeout=ACK_TIMEOUT_S)
     finally:
         sub.kill()
     assert pub.returncode == 0, pub.stdout + pub.stderr
     assert ("16 MB shared-memory segments" in pub.stdout) == (camera == "profile"), pub.stdout
     result = next(ln for ln in out.splitlines() if ln.startswith("received")).split()
     received, intact = int(result[1]), int(result[3])
-    assert received >= 20 and intact == received, out
+    assert received == IMAGES and intact == received, out
     assert "(1280, 720, 2764800)" in out
 
 
@@ -168,7 +188,7 @@ def test_fast_dds_reads_the_profile(which):
     """A process alone in its domain: its own shared-memory segment is 16 MB with the
     profile (Fast DDS read the file), Fast DDS's 512 kB without."""
     pytest.importorskip("rclpy")
-    env = _env(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(150 + os.getpid() % 40))
+    env = _env(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     if which == "default":
         env[VAR] = ""
     out = subprocess.run([sys.executable, "-c", SEGMENT, which], env=env, capture_output=True, text=True,
@@ -184,7 +204,7 @@ def test_fast_dds_reads_the_profile(which):
 def test_node_logs_the_profile(tmp_path):
     """``python -m hand_mesh_ros.node`` applies the profile before its participant and logs it."""
     pytest.importorskip("rclpy")
-    env = _env(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(50 + os.getpid() % 40))
+    env = _env(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     proc = subprocess.Popen([sys.executable, "-m", "hand_mesh_ros.node", "--ros-args", "-p", "max_hands:=0"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = proc.communicate(timeout=120)
