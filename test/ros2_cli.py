@@ -110,12 +110,12 @@ def ros2_cli(ros2: str, *args: str, timeout: float = 120) -> subprocess.Complete
 
 def ros2_graph_cli(ros2: str, *args: str, found=lambda out: out.returncode == 0, timeout: float = 120):
     """``ros2 <args>`` for a command that looks at the graph (``param get``, ``node list``):
-    without the daemon each run discovers the graph anew for ``--spin-time`` (2 s here), which
+    without the daemon each run discovers the graph anew for ``--spin-time`` (1 s here), which
     a loaded machine may not fit in; run again until ``found(result)``, at most ``timeout`` s.
     Returns the last result."""
     end = time.monotonic() + timeout
     while True:
-        out = ros2_cli(ros2, *args, "--spin-time", "2", timeout=timeout)
+        out = ros2_cli(ros2, *args, "--spin-time", "1", timeout=timeout)
         if found(out) or time.monotonic() > end:
             return out
 

@@ -69,9 +69,9 @@ def test_launch_arguments_reach_the_node_and_the_ros2_cli_sees_them(ros2, video,
         wait_until(lambda: _right_hand_since(listener, t0), 120, "/hands/mesh with the right hand", node)
 
         expected = {"detector": "String value is: mediapipe_torch", "max_hands": "Integer value is: 1",
-                    "batch_size": "Integer value is: 4", "tf_prefix": "String value is: hm_",
-                    "smoothing": "String value is: one_euro", "input_reliability": "String value is: reliable",
-                    "min_score": "Double value is: 0.5"}  # the last: config/hands.yaml's default, untouched
+                    "batch_size": "Integer value is: 4",
+                    "tf_prefix": "String value is: hm_", "smoothing": "String value is: one_euro",  # params_file
+                    "min_score": "Double value is: 0.5"}  # config/hands.yaml's default, untouched
         for name, answer in expected.items():
             out = ros2_graph_cli(ros2, "param", "get", "/hand_mesh_node", name)
             assert out.returncode == 0 and out.stdout.strip() == answer, (name, out.stdout, out.stderr)
