@@ -12,6 +12,7 @@ stopping the nodes it started. The venv of scripts/setup_env.sh is also a ROS 2 
 (share/hand_mesh_ros, lib/hand_mesh_ros): it is put on ``AMENT_PREFIX_PATH`` as
 ``source .venv/setup.bash`` does, for ``ros2 launch`` / ``ros2 run`` / ament lookups.
 """
+import atexit
 import errno
 import fcntl
 import importlib.util
@@ -75,6 +76,7 @@ def claim_domain_id(lock_dir: Path = Path(tempfile.gettempdir()) / "hand_mesh_ro
             fh.close()
             continue
         _CLAIMED.append(fh)
+        atexit.register(fh.close)  # the lock is this process's until it ends
         return domain
     raise RuntimeError(f"no free ROS domain id in {DOMAIN_IDS.start}..{DOMAIN_IDS.stop - 1}; set ROS_DOMAIN_ID")
 
