@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import MutableMapping, Optional, Tuple
 
 PROFILE_NAME = "fastdds_large_images.xml"
-#: the environment variables Fast DDS reads a profiles file from (3.x, then 2.x)
+#: the environment variables Fast DDS reads a profiles file from: 3.x (ROS 2 Kilted) reads
+#: the first, 2.x (Jazzy, Humble) only the second
 PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 #: RMW implementations that use Fast DDS ("" = the ROS 2 default, rmw_fastrtps_cpp)
 FASTDDS_RMWS = ("", "rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
@@ -90,9 +91,10 @@ def choose(environ: MutableMapping[str, str], shm_free: Optional[int] = None) ->
 
 
 def apply(environ: Optional[MutableMapping[str, str]] = None) -> str:
-    """Set ``FASTDDS_DEFAULT_PROFILES_FILE`` to the shipped profile in ``environ`` (default
-    ``os.environ``) when ``choose`` says so. Call before ``rclpy.init``: Fast DDS reads the
-    variable when the process creates its first participant.
+    """Set ``FASTDDS_DEFAULT_PROFILES_FILE`` and ``FASTRTPS_DEFAULT_PROFILES_FILE`` (Fast DDS
+    3.x and 2.x read one each) to the shipped profile in ``environ`` (default ``os.environ``)
+    when ``choose`` says so. Call before ``rclpy.init``: Fast DDS reads the variable when the
+    process creates its first participant.
 
     Returns:
         What was decided, one line for the log.
@@ -100,5 +102,6 @@ def apply(environ: Optional[MutableMapping[str, str]] = None) -> str:
     environ = os.environ if environ is None else environ
     path, why = choose(environ)
     if path is not None:
-        environ[PROFILE_VARIABLES[0]] = str(path)
+        for var in PROFILE_VARIABLES:
+            environ[var] = str(path)
     return why
