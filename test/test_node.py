@@ -437,7 +437,7 @@ def _wait_for_result_of(listener, stamp_ns, proc, log, timeout=60):
           timeout, "the HandMeshArray of the last published image", proc, log)
 
 
-def _check_hand_geometry(h, faces=True, source=1):
+def _check_hand_geometry(h, faces=True, source=1, log=None):
     v = np.asarray(h.vertices, np.float32).reshape(-1, 3)
     j = np.asarray(h.joints, np.float32).reshape(21, 3)
     assert v.shape[0] > 100 and np.isfinite(v).all() and (v[:, 2] > 0).all()
@@ -447,7 +447,8 @@ def _check_hand_geometry(h, faces=True, source=1):
         assert f.shape[0] > 100 and f.max() < v.shape[0]
     q = h.wrist_pose.orientation
     assert math.isclose(q.x ** 2 + q.y ** 2 + q.z ** 2 + q.w ** 2, 1.0, rel_tol=1e-4)
-    assert h.translation_source == source and h.hand_model in ("mano", "builtin")
+    assert h.translation_source == source and h.hand_model in ("mano", "builtin"), \
+        (h.translation_source, h.hand_model, log.read_text()[-3000:] if log is not None else "")
 
 
 def _skipped_total(listener, reason: str, camera: str = "camera /image") -> int:
@@ -522,7 +523,7 @@ class TestNodeProcess:
         assert two is not None and 1 <= len(two.hands) <= 2
         for m in (thumbs, two):
             for h in m.hands:
-                _check_hand_geometry(h)
+                _check_hand_geometry(h, log=log)
 
 
     def test_no_hand_and_bad_messages_keep_the_node_alive(self, graph):
