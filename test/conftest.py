@@ -17,6 +17,7 @@ import errno
 import fcntl
 import importlib.util
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -25,6 +26,11 @@ from pathlib import Path
 import pytest
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# A test process started in the background of a shell inherits SIGINT ignored, and so would
+# every command it starts (exec keeps an ignored signal ignored): `ros2 launch` would then
+# never see the Ctrl-C the tests send. Give the commands a terminal's Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: domain ids tried (ROS 2's advice for Linux: 0-101 keep DDS ports out of the ephemeral
 #: range; 0 is everyone's default and never taken here)

@@ -40,8 +40,9 @@ def test_applied_when_nothing_else_is_chosen():
     env = _env()
     why = dds_profile.apply(env)
     free = dds_profile.free_shm()
-    if free is None or free >= ENOUGH:  # both names: Fast DDS 3.x (Kilted) and 2.x (Jazzy) read one each
-        assert [env[v] for v in dds_profile.PROFILE_VARIABLES] == [str(path)] * 2 and "16 MB" in why
+    if free is None or free >= ENOUGH:  # the name this Fast DDS reads (Kilted: 3.x, Jazzy: 2.x), only it
+        assert {v: env[v] for v in dds_profile.PROFILE_VARIABLES if v in env} == \
+            {dds_profile.profile_variable(env): str(path)} and "16 MB" in why
     else:  # a small /dev/shm here (e.g. a container's 64 MB)
         assert not set(dds_profile.PROFILE_VARIABLES) & set(env) and "MB free" in why
 
@@ -59,6 +60,18 @@ def test_a_users_choice_is_kept(env, reason):
     after = dict(before)
     dds_profile.apply(after)
     assert after == before
+
+
+def test_profile_variable_follows_the_installed_fast_dds(tmp_path):
+    v3, v2 = dds_profile.PROFILE_VARIABLES
+    for name, lib in (("kilted", "libfastdds.so.3.2"), ("jazzy", "libfastrtps.so.2.14")):
+        (tmp_path / name / "lib").mkdir(parents=True)
+        (tmp_path / name / "lib" / lib).write_bytes(b"")
+    assert dds_profile.profile_variable({"AMENT_PREFIX_PATH": str(tmp_path / "jazzy")}) == v2
+    assert dds_profile.profile_variable({"AMENT_PREFIX_PATH": f"{tmp_path / 'kilted'}:{tmp_path / 'jazzy'}"}) == v3
+    from importlib.metadata import version  # this venv's own: Kilted's wheels have Fast DDS 3.x
+    expected = {"9": v3, "7": v2}[version("ros-rclpy").split(".")[0]]
+    assert dds_profile.profile_variable({}) == expected
 
 
 def test_not_applied_when_dev_shm_is_small():
