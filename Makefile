@@ -1,6 +1,10 @@
 # Two commands (README): `make demo` runs the main job, `make test` runs the tests.
 # Each does the set-up (scripts/setup_env.sh) first; a second set-up returns in seconds.
-VENV ?= $(CURDIR)/.venv
+# ROS 2 distribution of the pip set-up: kilted (default) or jazzy, each in its own venv
+# (`make test ROS_DISTRO=jazzy` -> .venv-jazzy, requirements-jazzy.lock.txt).
+ROS_DISTRO ?= kilted
+export ROS_DISTRO
+VENV ?= $(if $(filter kilted,$(ROS_DISTRO)),$(CURDIR)/.venv,$(CURDIR)/.venv-$(ROS_DISTRO))
 PY := $(VENV)/bin/python
 export HAND_MESH_VENV := $(VENV)
 # DDS traffic stays on loopback, always.

@@ -25,6 +25,8 @@ Composable: ``HandMeshNode(**node_kwargs)`` never calls ``rclpy.init``/``spin``/
 """
 from __future__ import annotations
 
+import collections
+import signal
 import sys
 import threading
 import time
@@ -65,8 +67,6 @@ class HandMeshNode(Node):
 
     Args:
         node_name: default ``hand_mesh_node`` (the key in config/hands.yaml).
-        use_message_filters, use_tf2_ros, use_diagnostic_updater: use these ROS packages
-            (default: where importable) or the node's own equivalents.
         **kwargs: standard ``rclpy.node.Node`` arguments (namespace, context,
             parameter_overrides, ...).
 
@@ -75,8 +75,7 @@ class HandMeshNode(Node):
             pipeline configuration error; FileNotFoundError: e.g. a missing MANO folder.
     """
 
-    def __init__(self, node_name: str = NODE_NAME, use_message_filters: Optional[bool] = None,
-                 use_tf2_ros: Optional[bool] = None, use_diagnostic_updater: Optional[bool] = None, **kwargs):
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
         self.params = p = declare_parameters(self)
         render = _overlay_renderer() if p.publish_overlay else None
@@ -85,23 +84,24 @@ class HandMeshNode(Node):
         self.counters = NodeDiagnostics(self.cameras, DIAGNOSTICS_WINDOW_S, STALE_AFTER_S, p.use_depth)
         self._throttle = ReasonThrottle(WARN_THROTTLE_S)
         self.frames = LatestFrames(on_drop=self.counters.dropped)
-        self.outputs = HandPublishers(self, p, self.pipe.hand_model.faces_for, render, use_tf2_ros)
+        self.outputs = HandPublishers(self, p, self.pipe.hand_model.faces_for, render)
         # first-call costs (MediaPipe's graph per camera: ~0.45 s) paid now, not on the first frame
         warm_s = self.pipe.warm_up([c.key for c in self.cameras])
         self.streams: Dict[str, CameraStream] = {
-            c.key: CameraStream(self, c, p, self.frames, self.counters, self._skip, self._warn, use_message_filters)
-            for c in self.cameras}
+            c.key: CameraStream(self, c, p, self.frames, self.counters, self._skip, self._warn) for c in self.cameras}
         self._diag_pub = DiagnosticsPublisher(
             self, [f"camera {c.image}" for c in self.cameras] + ["pipeline"], self._reports,
-            str(self.pipe.device), DIAGNOSTICS_PERIOD_S, use_diagnostic_updater)
+            str(self.pipe.device), DIAGNOSTICS_PERIOD_S)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="hand_mesh_worker", daemon=True)
         self._worker.start()
-        sync_via = next(iter(self.streams.values())).sync_via if p.use_camera_info else "none (no CameraInfo)"
+        #: what pairs images with CameraInfo, sends /tf, publishes /diagnostics: the real ROS
+        #: packages where installed, else the node's stand-ins (``ros.real_packages``)
+        self.sync_via = next(iter(self.streams.values())).sync_via
         self.get_logger().info(
             f"ready: hand model '{self.pipe.hand_model.name}', detector '{self.pipe.detector_name}', regressor "
             f"'{p.regressor}', device {self.pipe.device}, cameras {[c.image for c in self.cameras]} "
-            f"({p.image_transport}; warmed up in {warm_s:.2f} s), sync via {sync_via}, tf via "
+            f"({p.image_transport}; warmed up in {warm_s:.2f} s), sync via {self.sync_via}, tf via "
             f"{self.outputs.tf.via}, /diagnostics via {self._diag_pub.via}")
 
     def _resolved(self, cam: CameraTopics) -> CameraTopics:
@@ -124,9 +124,9 @@ class HandMeshNode(Node):
         return self.counters.totals()
 
     @property
-    def skip_reasons(self) -> Dict[str, int]:
-        """Skipped frames by reason, all cameras."""
-        return self.counters.totals()["skipped_by_reason"]
+    def skip_reasons(self) -> "collections.Counter[str]":
+        """Skipped frames by reason, all cameras (0 for a reason never seen)."""
+        return collections.Counter(self.counters.totals()["skipped_by_reason"])
 
     def _warn(self, key: tuple, text: str) -> None:
         """A warning, at most one per ``key`` per ``WARN_THROTTLE_S`` (saying how many were held)."""
@@ -163,6 +163,7 @@ class HandMeshNode(Node):
             taken.append((frame, (time.perf_counter() - t0) * 1e3))
         if not batch:
             return
+        self.counters.batch(len(batch))
         done = 0
         try:
             results = self.pipe.process_batch(batch)
@@ -175,6 +176,8 @@ class HandMeshNode(Node):
                                                           total=_since_ms(frame.received)))
                 done += 1
         except Exception:  # keep the node alive; the traceback says what broke
+            if not self.context.ok():  # Ctrl-C shut rclpy down under this batch: stopping, not an error
+                return
             self.counters.error()
             for item in batch[done:]:
                 self.counters.skipped(item.camera, "processing_error")
@@ -242,11 +245,18 @@ def main(args=None) -> int:
         logger.fatal(f"start-up failed: {e}")
         rclpy.try_shutdown()
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while the models load
+        logger.info("interrupted during start-up")
+        rclpy.try_shutdown()
+        return 0
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C in a terminal reaches `ros2 launch` too, which sends one more SIGINT: it must
+        # not interrupt the clean-up (a KeyboardInterrupt traceback, exit code -2)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         summary = node.summary()
         node.destroy_node()
         logger.info(f"stopped: {summary}")

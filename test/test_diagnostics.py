@@ -1,5 +1,7 @@
 """The node's diagnostics (windowed rates, drops, skips, latency, levels) with a controlled
 clock; the DiagnosticArray they become."""
+import time
+
 import pytest
 
 from hand_mesh_ros.ros.diagnostics import (CAMERA_INFO_ASSUMED, CAMERA_INFO_OK, CAMERA_INFO_REQUIRED, ERROR,
@@ -135,6 +137,19 @@ def test_processing_error_is_an_error_for_a_window():
     assert _by_name(d.reports())["pipeline"].level == OK
 
 
+def test_frames_per_batch_in_the_window_and_batches_in_total():
+    d, clock = _diag()
+    assert dict(_by_name(d.reports())["pipeline"].values)["frames per batch max"] == "-"
+    for n in (1, 2, 2, 1):
+        clock.t += 1.0
+        d.batch(n)
+    v = dict(_by_name(d.reports())["pipeline"].values)
+    assert (v["batches total"], v["frames per batch mean"], v["frames per batch max"]) == ("4", "1.50", "2")
+    clock.t += 4.5  # the first three left the 5 s window
+    v = dict(_by_name(d.reports())["pipeline"].values)
+    assert (v["batches total"], v["frames per batch mean"], v["frames per batch max"]) == ("4", "1.00", "1")
+
+
 def test_diagnostic_array_has_every_status_named_as_diagnostic_updater_does():
     pytest.importorskip("diagnostic_msgs")
     from diagnostic_msgs.msg import DiagnosticStatus
@@ -149,3 +164,43 @@ def test_diagnostic_array_has_every_status_named_as_diagnostic_updater_does():
     assert arr.status[0].level == DiagnosticStatus.OK and arr.status[1].level == DiagnosticStatus.WARN
     assert all(s.hardware_id == "cpu" for s in arr.status)
     assert {kv.key: kv.value for kv in arr.status[2].values}["device"] == "cpu"
+
+
+def test_publisher_sends_the_same_statuses_through_diagnostic_updater_and_the_stand_in(ros_packages):
+    """DiagnosticsPublisher on a real graph: via ``diagnostic_updater.Updater`` (real) or its
+    own DiagnosticArray publisher (stand-in), a subscriber of /diagnostics gets every report
+    as to_diagnostic_array builds it: names, levels, messages, hardware id, key/values."""
+    rclpy = pytest.importorskip("rclpy")
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from conftest import DOMAIN_ID
+    from hand_mesh_ros.ros.diagnostics import DiagnosticsPublisher
+
+    d, clock = _diag()
+    _run(d, clock, "image", 3.0, 10)  # cam1 sends nothing: WARN
+    reports = d.reports([("device", "cpu")])
+    ctx = rclpy.context.Context()
+    rclpy.init(args=["diag"], context=ctx, domain_id=DOMAIN_ID)
+    node = rclpy.create_node("diag_parity", context=ctx)
+    got = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", got.append, 10)
+    executor = rclpy.executors.SingleThreadedExecutor(context=ctx)
+    try:
+        pub = DiagnosticsPublisher(node, [r.name for r in reports], lambda: reports, "cpu", period_s=0.2)
+        assert pub.via == {"real": "diagnostic_updater", "standin": "DiagnosticArray publisher"}[ros_packages]
+        executor.add_node(node)
+
+        def content(arr):
+            return [(s.name, s.level, s.message, s.hardware_id, [(kv.key, kv.value) for kv in s.values])
+                    for s in arr.status]
+        want = content(to_diagnostic_array(reports, "diag_parity", "cpu"))
+        deadline = time.monotonic() + 30
+        # the publisher's own timer sends it (diagnostic_updater says "Node starting up" first)
+        while not any(content(a) == want for a in got) and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+        assert got, "no /diagnostics within 30 s"
+        assert content(got[-1]) == want
+    finally:
+        executor.shutdown(timeout_sec=2)
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)

@@ -1,4 +1,7 @@
-"""StampPairSynchronizer: approximate-time pairing (message_filters semantics)."""
+"""StampPairSynchronizer: approximate-time pairing with message_filters' semantics. The same
+behaviour tests run on the real ``message_filters.ApproximateTimeSynchronizer`` (what the
+node uses where it is installed), so the stand-in is checked against it, not only against
+this file's reading of it."""
 import threading
 import time
 
@@ -23,15 +26,49 @@ def _info(t: float) -> CameraInfo:
     return m
 
 
-def _sync(queue_size=10, slop=0.05):
-    s = StampPairSynchronizer(2, queue_size, slop)
+class MessageFiltersPair:
+    """``message_filters.ApproximateTimeSynchronizer`` over two inputs, fed through the
+    ``StampPairSynchronizer`` interface (``add``, ``input_callback``, ``register_callback``)."""
+
+    def __init__(self, queue_size, slop):
+        import message_filters
+
+        self.inputs = [message_filters.SimpleFilter() for _ in range(2)]
+        self.sync = message_filters.ApproximateTimeSynchronizer(self.inputs, queue_size, slop)
+
+    def register_callback(self, cb):
+        self.sync.registerCallback(cb)
+
+    def add(self, index, msg):
+        self.inputs[index].signalMessage(msg)
+
+    def input_callback(self, index):
+        return lambda msg: self.add(index, msg)
+
+
+@pytest.fixture(params=["standin", "message_filters"])
+def make_sync(request):
+    """A factory ``(queue_size, slop) -> synchronizer`` of either implementation."""
+    if request.param == "standin":
+        return lambda queue_size, slop: StampPairSynchronizer(2, queue_size, slop)
+    from conftest import require_ros2_tools
+    require_ros2_tools()
+    return MessageFiltersPair
+
+
+@pytest.fixture
+def new_sync(make_sync):
+    return lambda queue_size=10, slop=0.05: _pair(make_sync(queue_size, slop))
+
+
+def _pair(s):
     out = []
     s.register_callback(lambda a, b: out.append((stamp_ns(a), stamp_ns(b), type(a), type(b))))
     return s, out
 
 
-def test_exact_pairs_in_either_order():
-    s, out = _sync()
+def test_exact_pairs_in_either_order(new_sync):
+    s, out = new_sync()
     s.add(0, _img(1.0))
     assert out == []
     s.add(1, _info(1.0))
@@ -41,8 +78,8 @@ def test_exact_pairs_in_either_order():
     assert all(ta is Image and tb is CameraInfo for *_, ta, tb in out)
 
 
-def test_slop_is_respected():
-    s, out = _sync(slop=0.05)
+def test_slop_is_respected(new_sync):
+    s, out = new_sync(slop=0.05)
     s.add(0, _img(1.0))
     s.add(1, _info(1.06))  # 60 ms apart: not paired
     assert out == []
@@ -50,15 +87,15 @@ def test_slop_is_respected():
     assert [(a, b) for a, b, *_ in out] == [(1_000_000_000, 1_030_000_000)]
 
 
-def test_spread_equal_to_slop_is_not_paired():
-    s, out = _sync(slop=0.05)
+def test_spread_equal_to_slop_is_not_paired(new_sync):
+    s, out = new_sync(slop=0.05)
     s.add(0, _img(1.0))
     s.add(1, _info(1.05))
     assert out == []
 
 
-def test_nearest_candidate_wins_and_is_consumed():
-    s, out = _sync(slop=0.1)
+def test_nearest_candidate_wins_and_is_consumed(new_sync):
+    s, out = new_sync(slop=0.1)
     s.add(1, _info(0.95))
     s.add(1, _info(1.01))
     s.add(0, _img(1.0))
@@ -68,8 +105,8 @@ def test_nearest_candidate_wins_and_is_consumed():
     assert [(a, b) for a, b, *_ in out][1] == (1_020_000_000, 950_000_000)
 
 
-def test_queue_size_drops_oldest():
-    s, out = _sync(queue_size=2, slop=0.01)
+def test_queue_size_drops_oldest(new_sync):
+    s, out = new_sync(queue_size=2, slop=0.01)
     for t in (1.0, 2.0, 3.0):
         s.add(0, _img(t))
     s.add(1, _info(1.0))  # the image at 1.0 was pushed out
@@ -87,8 +124,8 @@ def test_bad_arguments():
         StampPairSynchronizer(1, 5, 0.1)
 
 
-def test_threads_feeding_both_inputs():
-    s, out = _sync(queue_size=1000, slop=0.001)
+def test_threads_feeding_both_inputs(new_sync):
+    s, out = new_sync(queue_size=1000, slop=0.001)
     n = 500
     ts = [1.0 + 0.01 * i for i in range(n)]
     a = threading.Thread(target=lambda: [s.input_callback(0)(_img(t)) for t in ts])

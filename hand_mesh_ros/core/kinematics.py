@@ -86,10 +86,13 @@ class JointKinematics:
         sides = (hand_model.left, hand_model.right)
         tips = list(hand_model.fingertip_vertex_ids)
 
+        # float64 copies made once per side (posedirs alone is 135 x 3V: converting it for each
+        # table below cost 0.3 s of the node's start-up)
+        arrays = [{k: getattr(m, k).detach().cpu().double().numpy() for k in
+                   ("v_template", "shapedirs", "posedirs", "J_regressor", "lbs_weights")} for m in sides]
+
         def stack(fn):  # per side, [left, right], float64
-            return np.stack([fn({k: getattr(m, k).detach().cpu().double().numpy() for k in
-                                 ("v_template", "shapedirs", "posedirs", "J_regressor", "lbs_weights")})
-                             for m in sides])
+            return np.stack([fn(a) for a in arrays])
 
         self.parents = hand_model.right.parents.detach().cpu().numpy().astype(np.int64)
         # the joint regressor applied to the template and the shape space (it is linear), and

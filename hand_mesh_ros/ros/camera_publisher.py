@@ -21,11 +21,17 @@ waits until ``--wait-subscribers`` subscriptions (default 1) match ``image`` (an
 DDS: the shipped Fast DDS profile for large messages is applied unless you set your own
 (``ros.dds_profile``).
 
+Stopping: Ctrl-C (SIGINT) or SIGTERM ends it cleanly, exit code 0, with the count of frames
+published. rclpy's own signal handler is not installed: it would shut the context down under
+a running ``publish`` ("publisher's context is invalid", a traceback and exit code 1);
+instead the signal interrupts the loop, and the node is destroyed before rclpy shuts down.
+
 Example: ``camera_publisher video.mp4 --rate 15 --loop``.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -74,11 +80,18 @@ def camera_info_msg(width: int, height: int, header, fx=None, fy=None, cx=None, 
     return info
 
 
+def _interrupt(signum, frame):
+    """SIGTERM handler: stop as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     """Console script ``camera_publisher``; ``--ros-args ...`` after the options go to rclpy."""
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.node import Node
     from rclpy.qos import QoSProfile
+    from rclpy.signals import SignalHandlerOptions
     from rclpy.utilities import remove_ros_args
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
     from std_msgs.msg import Header
@@ -101,7 +114,11 @@ def main(argv=None) -> int:
     from hand_mesh_ros.ros import dds_profile
 
     dds = dds_profile.apply()  # the sender's segment carries the images
-    rclpy.init(args=argv)
+    # Ctrl-C / SIGTERM interrupt the loop (KeyboardInterrupt) instead of shutting rclpy down
+    # under a running publish (module docstring, "Stopping")
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also where the parent ignored it
+    signal.signal(signal.SIGTERM, _interrupt)
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = Node("camera_publisher")
     log = node.get_logger()
     log.info(dds)
@@ -119,6 +136,7 @@ def main(argv=None) -> int:
             return rgb_to_image(rgb, header, args.encoding)
     info_pub = None if args.no_camera_info else node.create_publisher(CameraInfo, "camera_info", qos)
     pubs = [image_pub] + ([info_pub] if info_pub else [])
+    n = 0
     try:
         deadline = time.monotonic() + args.wait_timeout
         while any(p.get_subscription_count() < args.wait_subscribers for p in pubs):
@@ -127,7 +145,6 @@ def main(argv=None) -> int:
                 break
             time.sleep(0.02)
         period = 1.0 / rate
-        n = 0
         next_t = time.monotonic()
         while rclpy.ok():
             n_pass = n
@@ -148,13 +165,14 @@ def main(argv=None) -> int:
                 raise ValueError(f"camera_publisher: no frame could be read from {path}")
             if not args.loop or (args.max_frames and n >= args.max_frames):
                 break
-        time.sleep(0.2)  # let the last reliable samples go out before the writer disappears
+        for p in pubs:  # the last reliable samples delivered before the writer disappears
+            p.wait_for_all_acked(Duration(seconds=5.0))
         log.info(f"published {n} frame(s) from {path}")
     except (InputError, ValueError) as e:
         log.error(f"camera_publisher: {e}")
         return 2
     except KeyboardInterrupt:
-        pass
+        log.info(f"interrupted: published {n} frame(s) from {path}")
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -25,18 +25,13 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from hand_mesh_ros.config import NodeParams
 from hand_mesh_ros.core.types import FrameInput
-from hand_mesh_ros.ros import diagnostics
+from hand_mesh_ros.ros import diagnostics, real_packages
 from hand_mesh_ros.ros.camera_info import intrinsics_from_camera_info
 from hand_mesh_ros.ros.camera_inputs import (AwaitingCameraInfo, CameraInfoWatch, Frame, LatestFrames,
                                              StampBuffer)
 from hand_mesh_ros.ros.diagnostics import CameraTopics, NodeDiagnostics
 from hand_mesh_ros.ros.image_conversion import ImageDecodeError, to_depth_metres, to_rgb
 from hand_mesh_ros.ros.sync import StampPairSynchronizer, stamp_ns
-
-try:  # a real ROS 2 install
-    import message_filters
-except ImportError:
-    message_filters = None
 
 #: messages kept per input by the (image, camera_info) synchronizer (and of depth).
 SYNC_QUEUE_SIZE = 10
@@ -73,27 +68,25 @@ class CameraStream:
         counters: the node's counters (received, skipped, depth outcomes, CameraInfo state).
         skip: ``skip(camera, reason, text)`` counts and logs a skipped frame.
         warn: ``warn(key, text)`` logs a warning, throttled per ``key``.
-        use_message_filters: pair with ``message_filters`` (default: where importable) or with
-            ``StampPairSynchronizer``.
     """
 
     def __init__(self, node: Node, topics: CameraTopics, params: NodeParams, frames: LatestFrames,
                  counters: NodeDiagnostics, skip: Callable[[str, str, str], None],
-                 warn: Callable[[tuple, str], None], use_message_filters: Optional[bool] = None):
+                 warn: Callable[[tuple, str], None]):
         self.topics, self.key = topics, topics.key
         self._node, self._p, self._frames, self._counters = node, params, frames, counters
         self._skip, self._warn = skip, warn
         self._watch = CameraInfoWatch(params.camera_info_timeout)
         self._awaiting = AwaitingCameraInfo(params.camera_info_timeout)
         self._depth = StampBuffer(SYNC_QUEUE_SIZE, params.sync_slop) if topics.depth else None
-        if use_message_filters is None:
-            use_message_filters = message_filters is not None
-        self.sync_via = "message_filters" if use_message_filters else "StampPairSynchronizer"
+        # the real message_filters where installed (unless HAND_MESH_ROS_STANDINS=1), else the stand-in
+        message_filters = real_packages.load("message_filters")
+        self.sync_via = "message_filters" if message_filters is not None else "StampPairSynchronizer"
         self._subs = []  # subscriptions and synchronizers, kept alive
-        self._subscribe(use_message_filters)
+        self._subscribe(message_filters)
 
     # -- subscriptions ---------------------------------------------------------------------------
-    def _subscribe(self, use_message_filters: bool) -> None:
+    def _subscribe(self, message_filters) -> None:
         n, t = self._node, self.topics
         qos = RELIABLE_INPUT_QOS if self._p.input_reliability == "reliable" else SENSOR_QOS
         image_type = CompressedImage if self._p.image_transport == "compressed" else Image
@@ -103,7 +96,7 @@ class CameraStream:
             self._counters.set_camera_info(self.key, diagnostics.CAMERA_INFO_UNUSED)
             self._subs.append(n.create_subscription(image_type, t.image, self.on_image, qos))
             return
-        if use_message_filters:
+        if message_filters is not None:
             subs = [message_filters.Subscriber(n, image_type, t.image, qos_profile=qos),
                     message_filters.Subscriber(n, CameraInfo, t.camera_info, qos_profile=qos)]
             sync = message_filters.ApproximateTimeSynchronizer(subs, SYNC_QUEUE_SIZE, self._p.sync_slop)

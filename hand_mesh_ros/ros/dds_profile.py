@@ -16,6 +16,11 @@ node and ``camera_publisher`` call it), unless
 * ``/dev/shm`` has less than ``MIN_FREE_SHM`` free (e.g. Docker's default 64 MB): a
   segment per process would not fit, and the defaults are kept.
 
+The profile is put into the variable the installed Fast DDS reads: 3.x (ROS 2 Kilted)
+``FASTDDS_DEFAULT_PROFILES_FILE``, 2.x (Jazzy, Humble) only ``FASTRTPS_DEFAULT_PROFILES_FILE``
+(``profile_variable``). Fast DDS 3.x reads both names and loads the file twice when both
+are set (XML errors in the log), so only one is set.
+
 The segment belongs to the sending participant: for camera images it is the camera
 driver that needs the profile (README, "Large images over DDS").
 """
@@ -27,7 +32,8 @@ from pathlib import Path
 from typing import MutableMapping, Optional, Tuple
 
 PROFILE_NAME = "fastdds_large_images.xml"
-#: the environment variables Fast DDS reads a profiles file from (3.x, then 2.x)
+#: the environment variables Fast DDS reads a profiles file from: 3.x (ROS 2 Kilted) reads
+#: the first, 2.x (Jazzy, Humble) only the second
 PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 #: RMW implementations that use Fast DDS ("" = the ROS 2 default, rmw_fastrtps_cpp)
 FASTDDS_RMWS = ("", "rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
@@ -54,6 +60,22 @@ def profile_path() -> Optional[Path]:
         if path.is_file():
             return path
     return None
+
+
+def profile_variable(environ: Optional[MutableMapping[str, str]] = None) -> str:
+    """The variable the installed Fast DDS reads its profiles file from: the one of 2.x
+    (``libfastrtps``, ROS 2 Jazzy / Humble) when that is the library in the ament prefixes
+    (``AMENT_PREFIX_PATH``) or in this Python's prefix (the pip wheels), else the one of 3.x
+    (``libfastdds``, ROS 2 Kilted and later)."""
+    environ = os.environ if environ is None else environ
+    prefixes = [p for p in environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
+    for prefix in prefixes:
+        lib = Path(prefix) / "lib"
+        if any(lib.glob("libfastdds.so*")):
+            return PROFILE_VARIABLES[0]
+        if any(lib.glob("libfastrtps.so*")):
+            return PROFILE_VARIABLES[1]
+    return PROFILE_VARIABLES[0]
 
 
 def free_shm(directory: str = SHM_DIR) -> Optional[int]:
@@ -90,9 +112,10 @@ def choose(environ: MutableMapping[str, str], shm_free: Optional[int] = None) ->
 
 
 def apply(environ: Optional[MutableMapping[str, str]] = None) -> str:
-    """Set ``FASTDDS_DEFAULT_PROFILES_FILE`` to the shipped profile in ``environ`` (default
-    ``os.environ``) when ``choose`` says so. Call before ``rclpy.init``: Fast DDS reads the
-    variable when the process creates its first participant.
+    """Set the profiles-file variable of the installed Fast DDS (``profile_variable``) to the
+    shipped profile in ``environ`` (default ``os.environ``) when ``choose`` says so. Call
+    before ``rclpy.init``: Fast DDS reads the variable when the process creates its first
+    participant.
 
     Returns:
         What was decided, one line for the log.
@@ -100,5 +123,5 @@ def apply(environ: Optional[MutableMapping[str, str]] = None) -> str:
     environ = os.environ if environ is None else environ
     path, why = choose(environ)
     if path is not None:
-        environ[PROFILE_VARIABLES[0]] = str(path)
+        environ[profile_variable(environ)] = str(path)
     return why

@@ -21,7 +21,9 @@ Levels (``DiagnosticStatus`` OK=0, WARN=1, ERROR=2), for a camera:
   enabled and more than half of the processed frames without depth in the window;
 * OK otherwise.
 
-For the pipeline: ERROR when processing raised in the window, else OK.
+For the pipeline: ERROR when processing raised in the window, else OK. Its values also say
+how many frames (one per camera) each ``process_batch`` call held: ``batches total``,
+``frames per batch mean`` / ``max`` in the window.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+from hand_mesh_ros.ros import real_packages
 
 OK, WARN, ERROR = 0, 1, 2
 LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
@@ -126,6 +130,8 @@ class NodeDiagnostics:
         self._latency: Dict[str, _Window] = {s: _Window(self.window_s) for s in STAGES}
         self._errors = _Window(self.window_s)
         self.error_total = 0
+        self._batches = _Window(self.window_s)  # frames per batch
+        self.batch_total = 0
 
     # -- events ----------------------------------------------------------------------------
     def received(self, camera: str) -> None:
@@ -171,6 +177,14 @@ class NodeDiagnostics:
             for stage, ms in timings_ms.items():
                 if stage in self._latency:
                     self._latency[stage].add(now, float(ms))
+
+    def batch(self, n_frames: int) -> None:
+        """The worker processed ``n_frames`` frames (the newest of each camera that had one
+        waiting) in one ``process_batch`` call."""
+        now = self._clock()
+        with self._lock:
+            self._batches.add(now, float(n_frames))
+            self.batch_total += 1
 
     def error(self) -> None:
         """Processing raised an exception (the node went on)."""
@@ -278,6 +292,10 @@ class NodeDiagnostics:
             v = self._latency[stage].values(now)
             p50, vmax = (f"{np.median(v):.1f}", f"{v.max():.1f}") if v.size else ("-", "-")
             values += [(f"latency {stage} p50 [ms]", p50), (f"latency {stage} max [ms]", vmax)]
+        per_batch = self._batches.values(now)
+        values += [("batches total", str(self.batch_total)),
+                   ("frames per batch mean", f"{per_batch.mean():.2f}" if per_batch.size else "-"),
+                   ("frames per batch max", f"{per_batch.max():.0f}" if per_batch.size else "-")]
         values += [(f"hands skipped {reason}", str(n)) for reason, n in sorted(skipped.items())]
         n_err = self._errors.count(now)
         values.append(("processing errors total", str(self.error_total)))
@@ -307,7 +325,8 @@ def to_diagnostic_array(reports: Sequence[Report], node_name: str, hardware_id: 
 class DiagnosticsPublisher:
     """Publish :class:`Report` s on ``/diagnostics`` every ``period_s``.
 
-    Where ``diagnostic_updater`` is importable (a real ROS 2 install) its ``Updater`` does
+    Where ``diagnostic_updater`` is importable (a real ROS 2 install; unless
+    ``HAND_MESH_ROS_STANDINS=1``, ``ros.real_packages``) its ``Updater`` does
     the publishing (one task per report name, hardware id set; the updater's own
     ``diagnostic_updater.period`` parameter, default ``period_s``); else a
     ``DiagnosticArray`` publisher driven by a steady-clock timer (so diagnostics go on
@@ -320,19 +339,12 @@ class DiagnosticsPublisher:
             node's pipeline values).
         hardware_id: e.g. the compute device.
         period_s: publishing period [s].
-        use_updater: publish through ``diagnostic_updater`` (default: where importable) or
-            with the own publisher.
     """
 
     def __init__(self, node, names: Sequence[str], make_reports: Callable[[], List[Report]],
-                 hardware_id: str, period_s: float = 1.0, use_updater: Optional[bool] = None):
+                 hardware_id: str, period_s: float = 1.0):
         self._node, self._make, self.hardware_id = node, make_reports, hardware_id
-        try:
-            import diagnostic_updater
-        except ImportError:
-            diagnostic_updater = None
-        if use_updater is False:
-            diagnostic_updater = None
+        diagnostic_updater = real_packages.load("diagnostic_updater")  # None: stand-in (ros.real_packages)
         self.via = "diagnostic_updater" if diagnostic_updater is not None else "DiagnosticArray publisher"
         from rclpy.clock import Clock, ClockType
 

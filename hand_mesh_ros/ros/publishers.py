@@ -16,13 +16,8 @@ from sensor_msgs.msg import Image
 
 from hand_mesh_ros.config import NodeParams
 from hand_mesh_ros.core.types import FrameResult
-from hand_mesh_ros.ros import messages
+from hand_mesh_ros.ros import messages, real_packages
 from hand_mesh_ros.ros.image_conversion import rgb_to_image
-
-try:
-    from tf2_ros import TransformBroadcaster
-except ImportError:
-    TransformBroadcaster = None
 
 #: tf2_ros.TransformBroadcaster's QoS (DynamicBroadcasterQoS).
 TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
@@ -30,14 +25,14 @@ TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=Reli
 
 
 class TfSender:
-    """``/tf`` sender: ``tf2_ros.TransformBroadcaster`` (default where importable) or a
-    ``TFMessage`` publisher with the same QoS."""
+    """``/tf`` sender: ``tf2_ros.TransformBroadcaster`` where installed (unless
+    ``HAND_MESH_ROS_STANDINS=1``, ``ros.real_packages``), else a ``TFMessage`` publisher with
+    the same QoS."""
 
-    def __init__(self, node: Node, use_tf2_ros: Optional[bool] = None):
-        if use_tf2_ros is None:
-            use_tf2_ros = TransformBroadcaster is not None
-        self.via = "tf2_ros" if use_tf2_ros else "TFMessage publisher"
-        self._br = TransformBroadcaster(node) if use_tf2_ros else None
+    def __init__(self, node: Node):
+        tf2_ros = real_packages.load("tf2_ros")
+        self.via = "tf2_ros" if tf2_ros is not None else "TFMessage publisher"
+        self._br = tf2_ros.TransformBroadcaster(node) if tf2_ros is not None else None
         if self._br is None:
             from tf2_msgs.msg import TFMessage
 
@@ -62,11 +57,9 @@ class HandPublishers:
         faces_for: ``faces_for(side)`` -> (F, 3) faces of the hand model for a side.
         render: ``render(rgb, hands, intrinsics, faces_for)`` -> RGB overlay (``core.render``),
             needed with ``publish_overlay``.
-        use_tf2_ros: see :class:`TfSender`.
     """
 
-    def __init__(self, node: Node, params: NodeParams, faces_for: Callable, render: Optional[Callable] = None,
-                 use_tf2_ros: Optional[bool] = None):
+    def __init__(self, node: Node, params: NodeParams, faces_for: Callable, render: Optional[Callable] = None):
         from hand_mesh_msgs.msg import HandMeshArray
 
         self._p, self._faces_for, self._render = params, faces_for, render
@@ -77,7 +70,7 @@ class HandPublishers:
 
             self._markers = node.create_publisher(MarkerArray, "hands/markers", 10)
         self._overlay = node.create_publisher(Image, "hands/overlay", 2) if params.publish_overlay else None
-        self.tf = TfSender(node, use_tf2_ros)
+        self.tf = TfSender(node)
 
     def publish(self, rgb, header, result: FrameResult) -> None:
         """``hands/mesh`` (always, also with no hand), ``/tf``, and markers / overlay while
