@@ -29,6 +29,7 @@ from hand_mesh_ros.frames import FrameSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import hand_scenes as hs  # noqa: E402
+from test_mediapipe_torch_detector import ForwardSpy  # noqa: E402
 
 SIZE = (1920, 1080)
 CROP = 96
@@ -44,19 +45,6 @@ KEYPOINT_BOUND = 0.015
 #: static detection is held to twice that spread; once tracked, the region comes from the
 #: landmarks in both and the issue's 1.5 % holds (tracking test).
 STATIC_KEYPOINT_BOUND = 0.06
-
-
-class _Spy(torch.nn.Module):
-    """Records the batch size of every forward of the wrapped network."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-        self.sizes = []
-
-    def forward(self, x):
-        self.sizes.append(int(x.shape[0]))
-        return self.net(x)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +131,7 @@ def test_small_hand_is_acquired_by_round_robin_within_the_bound_and_then_tracked
     det = detectors(static_image_mode=False, max_hands=1, detection_tiling="auto", tile_scan="round_robin")
     tight = detectors(static_image_mode=False, max_hands=1)
     window = _tight_window(_scene(background, hand, PLACE)[1])
-    det.palm_net = _Spy(det.palm_net)
+    det.palm_net = ForwardSpy(det.palm_net)
     bound = tiling.acquire_bound(len(tiling.frame_tiles("auto", *SIZE)))
     assert bound == 36
     acquired, errors = None, []
@@ -242,7 +230,7 @@ def test_auto_on_the_cpu_keeps_the_graph_for_frames_without_tiles(hands_data, ha
 def test_one_batched_forward_gives_the_palms_of_tiles_run_one_by_one(detectors, hand, background):
     frame, _ = _scene(background, hand, PLACE)
     det = detectors(detection_tiling="auto", batch_size=64)
-    det.palm_net = _Spy(det.palm_net)
+    det.palm_net = ForwardSpy(det.palm_net)
     det.detect_batch([("a", frame), ("b", frame[:720, :1280].copy())])
     assert det.palm_net.sizes == [1 + 18 + 1 + 8]  # two cameras' frames and tiles, one forward
     grid = tiling.frame_tiles("auto", *SIZE)

@@ -38,7 +38,7 @@ def video_frames():
     return [f.image for f in FrameSource(require(HANDS_DATA) / VIDEO)]
 
 
-class _Spy(torch.nn.Module):
+class ForwardSpy(torch.nn.Module):
     """Records the batch size of every forward of the wrapped network."""
 
     def __init__(self, net):
@@ -201,8 +201,8 @@ def test_video_mode_matches_mediapipe_on_every_frame(golden_mediapipe, video_fra
 
 def test_palm_detector_runs_only_while_fewer_than_max_hands_are_tracked(video_frames, cache_dir):
     det = _detector(cache_dir, max_hands=1)
-    det.palm_net = _Spy(det.palm_net)
-    det.landmark_net = _Spy(det.landmark_net)
+    det.palm_net = ForwardSpy(det.palm_net)
+    det.landmark_net = ForwardSpy(det.landmark_net)
     for img in video_frames[:10]:
         assert len(det.detect(img)) == 1
     assert det.palm_net.sizes == [1]  # first frame only; then tracked from the landmarks
@@ -211,8 +211,8 @@ def test_palm_detector_runs_only_while_fewer_than_max_hands_are_tracked(video_fr
     det.detect(video_frames[10])
     assert det.palm_net.sizes == [1, 1]  # reset: searched again
     two = _detector(cache_dir, max_hands=2)
-    two.palm_net = _Spy(two.palm_net)
-    two.landmark_net = _Spy(two.landmark_net)
+    two.palm_net = ForwardSpy(two.palm_net)
+    two.landmark_net = ForwardSpy(two.landmark_net)
     counts = [len(two.detect(img)) for img in video_frames[:10]]
     assert two.palm_net.sizes == [1] * 10  # one hand tracked < 2: searched on every frame
     # the palm found on a tracked hand overlaps its tracked ROI and is dropped
@@ -228,8 +228,8 @@ def test_a_batch_of_cameras_equals_single_calls_and_uses_one_forward_per_network
     import copy
     streams = {f"cam{i}": video_frames[start:start + 6] for i, start in enumerate((0, 60, 120, 180))}
     batched = _detector(cache_dir)
-    batched.palm_net = _Spy(batched.palm_net)
-    batched.landmark_net = _Spy(batched.landmark_net)
+    batched.palm_net = ForwardSpy(batched.palm_net)
+    batched.landmark_net = ForwardSpy(batched.landmark_net)
     singles = {cam: _detector(cache_dir) for cam in streams}
     for t in range(6):
         for cam, single in singles.items():
@@ -253,8 +253,8 @@ def test_batch_size_caps_every_forward(video_frames, hands_data, cache_dir):
     still = _rgb(hands_data / "hamer_example_data" / "test1.jpg")
     items = [("a", video_frames[0]), ("b", still), ("c", still)]
     capped = _detector(cache_dir, batch_size=2, static_image_mode=True)
-    capped.palm_net = _Spy(capped.palm_net)
-    capped.landmark_net = _Spy(capped.landmark_net)
+    capped.palm_net = ForwardSpy(capped.palm_net)
+    capped.landmark_net = ForwardSpy(capped.landmark_net)
     got = capped.detect_batch(items)
     assert capped.palm_net.sizes == [2, 1]
     assert sum(capped.landmark_net.sizes) == 5 and max(capped.landmark_net.sizes) <= 2
