@@ -163,7 +163,7 @@ class Graph:
         self.rclpy.try_shutdown(context=self.ctx)
 
 
-def run_transport(transport: str, sets, rates, seconds: float, log_dir: Path) -> List[dict]:
+def run_transport(transport: str, sets, rates, seconds: float, log_dir: Path, node_params=()) -> List[dict]:
     from hand_mesh_ros.demo import Children
 
     env = dict(os.environ, ROS_DOMAIN_ID=str(os.environ.get("ROS_DOMAIN_ID") or 30 + os.getpid() % 60),
@@ -175,7 +175,8 @@ def run_transport(transport: str, sets, rates, seconds: float, log_dir: Path) ->
     try:
         proc = children.start(f"node_{transport}", [
             sys.executable, "-m", "hand_mesh_ros.node", "--ros-args", "-p", "input_reliability:=reliable",
-            "-p", f"image_transport:={transport}", "-p", "publish_markers:=false"])
+            "-p", f"image_transport:={transport}", "-p", "publish_markers:=false",
+            *[a for p in node_params for a in ("-p", p)]])
         t0 = time.monotonic()
         while not graph.ready():
             if proc.poll() is not None or time.monotonic() - t0 > 120:
@@ -226,6 +227,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rates", type=float, nargs="+", default=[15.0, 30.0])
     ap.add_argument("--transports", nargs="+", default=["raw", "compressed"], choices=["raw", "compressed"])
     ap.add_argument("--max-frames", type=int, default=120)
+    ap.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
+                    help="a further node parameter (repeatable), e.g. detection_tiling:=off")
     ap.add_argument("--fastdds-profile", choices=["shipped", "default"], default="shipped",
                     help="DDS settings of camera and node: the package's profile or Fast DDS's defaults")
     args = ap.parse_args(argv)
@@ -249,7 +252,7 @@ def main(argv=None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="bench_latency_"))
     rows = []
     for transport in args.transports:
-        rows += run_transport(transport, sets, args.rates, args.seconds, log_dir)
+        rows += run_transport(transport, sets, args.rates, args.seconds, log_dir, args.node_param)
     print(f"\nimage -> /hands/mesh across processes ({args.seconds:g} s per run, first second left out); "
           f"node logs in {log_dir}; {machine()}")
     head = (f"{'transport':10s} {'hands':7s} {'rate':>5s} {'sent':>5s} {'results':>7s} {'out Hz':>6s} "

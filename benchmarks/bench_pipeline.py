@@ -91,7 +91,8 @@ def bench(frames, args):
     from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
     from hand_mesh_ros.core.render import render_overlay
 
-    pipe = HandMeshPipeline(PipelineConfig(detector="mediapipe", regressor="fit", device=args.device,
+    # the default detector: on the CPU, MediaPipe's graph for these frames (no tiles below 640x480)
+    pipe = HandMeshPipeline(PipelineConfig(regressor="fit", device=args.device,
                                            max_hands=args.max_hands, min_score=args.min_score,
                                            static_image_mode=False))
     builder, note = _message_builder()

@@ -66,7 +66,9 @@ class Param:
             ``--`` + the name with dashes).
         kind: one of ``KINDS``: "str", "int", "float", "bool", "str_list", or "str_or_int"
             (one of ``choices``, or an integer within ``low`` / ``high``; an integer written
-            as a string, e.g. a launch argument "448", is read as the integer).
+            as a string, e.g. a launch argument "448", is read as the integer; ``false`` is
+            read as "off" where that is a choice: ``-p name:=off`` and an unquoted ``off``
+            in a params file arrive as the boolean false, YAML 1.1's reading).
         default: the default value (of ``kind``'s Python type).
         doc: one line: what it does (no default, no range: those are rendered from the fields).
         scope: "pipeline" (a :class:`PipelineConfig` field, also a CLI flag) or "node" (the ROS
@@ -239,6 +241,8 @@ def check_value(param: Param, value: Any, what: str = "parameter") -> Any:
     if k == "str_or_int":
         if isinstance(value, str) and value in param.choices:
             return value
+        if value is False and "off" in param.choices:  # YAML 1.1 reads an unquoted off as false
+            return "off"
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -7,7 +7,9 @@ The node only wires:
   ``<image>/compressed`` with ``image_transport: compressed``) and ``camera_info`` paired by
   stamp (``message_filters`` where installed), optionally ``depth``; ``image_topics: [T, ...]``
   for several cameras (camera info on ``<namespace of T>/camera_info``);
-* a worker thread: takes the newest frame of every camera (``LatestFrames``: when processing
+* a worker loop (``work``; the console script runs it in the main thread and spins the
+  executor in a second one, see ``worker_thread``): takes the newest frame of every camera
+  (``LatestFrames``: when processing
   is slower than the cameras, old frames are dropped and counted, never queued), runs the
   pipeline on them as one batch, and publishes;
 * outputs (``ros.publishers.HandPublishers``): ``hands/mesh``, ``hands/markers``, ``/tf``,
@@ -67,6 +69,12 @@ class HandMeshNode(Node):
 
     Args:
         node_name: default ``hand_mesh_node`` (the key in config/hands.yaml).
+        worker_thread: process frames in a thread of the node's own (True: the node is
+            composable, any executor spins it); False: the caller runs :meth:`work` (what
+            ``main`` does, in the process's main thread: PyTorch's OpenMP runs a forward of
+            MediaPipe's networks 2-2.4x slower from a second thread than from the main thread
+            on a 2-core CPU, measured 11 vs 26 ms for the palm network; with
+            ``detector: mediapipe`` it makes no difference).
         **kwargs: standard ``rclpy.node.Node`` arguments (namespace, context,
             parameter_overrides, ...).
 
@@ -75,7 +83,7 @@ class HandMeshNode(Node):
             pipeline configuration error; FileNotFoundError: e.g. a missing MANO folder.
     """
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+    def __init__(self, node_name: str = NODE_NAME, worker_thread: bool = True, **kwargs):
         super().__init__(node_name, **kwargs)
         self.params = p = declare_parameters(self)
         render = _overlay_renderer() if p.publish_overlay else None
@@ -93,8 +101,10 @@ class HandMeshNode(Node):
             self, [f"camera {c.image}" for c in self.cameras] + ["pipeline"], self._reports,
             str(self.pipe.device), DIAGNOSTICS_PERIOD_S)
         self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="hand_mesh_worker", daemon=True)
-        self._worker.start()
+        self._worker = None
+        if worker_thread:
+            self._worker = threading.Thread(target=self.work, name="hand_mesh_worker", daemon=True)
+            self._worker.start()
         #: what pairs images with CameraInfo, sends /tf, publishes /diagnostics: the real ROS
         #: packages where installed, else the node's stand-ins (``ros.real_packages``)
         self.sync_via = next(iter(self.streams.values())).sync_via
@@ -139,9 +149,11 @@ class HandMeshNode(Node):
         self.counters.skipped(camera, reason)
         self._warn((camera, reason), f"skipping a frame of '{self.streams[camera].topics.image}' ({reason}): {text}")
 
-    # -- worker thread ------------------------------------------------------------------------
-    def _work(self) -> None:
-        while not self._stop.is_set():
+    # -- the worker loop ----------------------------------------------------------------------
+    def work(self) -> None:
+        """Process frames until the node is destroyed or its context shut down (the worker
+        thread's loop; with ``worker_thread=False`` the caller's)."""
+        while not self._stop.is_set() and self.context.ok():
             frames = self.frames.take(timeout=0.1)
             if frames and not self._stop.is_set():
                 self._process(frames)
@@ -240,7 +252,7 @@ def main(args=None) -> int:
     logger = rclpy.logging.get_logger(NODE_NAME)
     logger.info(dds)
     try:
-        node = HandMeshNode()
+        node = HandMeshNode(worker_thread=False)  # frames are processed in this (the main) thread
     except (ValueError, FileNotFoundError, ImportError) as e:
         logger.fatal(f"start-up failed: {e}")
         rclpy.try_shutdown()
@@ -249,19 +261,32 @@ def main(args=None) -> int:
         logger.info("interrupted during start-up")
         rclpy.try_shutdown()
         return 0
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=_spin, args=(executor,), name="hand_mesh_executor", daemon=True)
+    spinner.start()
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        node.work()  # until Ctrl-C / shutdown
+    except KeyboardInterrupt:
         pass
     finally:
         # Ctrl-C in a terminal reaches `ros2 launch` too, which sends one more SIGINT: it must
         # not interrupt the clean-up (a KeyboardInterrupt traceback, exit code -2)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         summary = node.summary()
+        executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
         logger.info(f"stopped: {summary}")
         rclpy.try_shutdown()
     return 0
+
+
+def _spin(executor) -> None:
+    """The executor's loop (subscriptions, timers) in its own thread, until shutdown."""
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
 
 
 if __name__ == "__main__":

@@ -161,3 +161,12 @@ def test_cli_refuses_a_bad_value_with_one_line_naming_the_parameter(tmp_path, ca
                      "--max-hands", "0"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "hand-mesh: error: parameter 'max_hands': 0 is not allowed; allowed: an integer >= 1"
+
+
+def test_an_unquoted_off_is_off():
+    """``-p detection_tiling:=off`` and ``detection_tiling: off`` in a params file arrive as
+    the boolean false (YAML 1.1): that is "off", never "not allowed"; true is refused."""
+    p = BY_NAME["detection_tiling"]
+    assert config.check_value(p, False) == "off" and config.check_value(p, "off") == "off"
+    with pytest.raises(ValueError, match="parameter 'detection_tiling'"):
+        config.check_value(p, True)
