@@ -44,20 +44,35 @@ CELL = 512
 @dataclass
 class SourceHand:
     """A real hand cut out of a photograph: ``patch`` (S, S, 3) uint8 RGB, ``keypoints``
-    (21, 2) [px in the patch], ``name`` where it comes from."""
+    (21, 2) [px in the patch], ``name`` where it comes from; ``others``: the keypoints
+    (21, 2) [px in the patch] of the photograph's other found hands whose keypoints' mean
+    lies in the patch (test5.jpg's two hands over a face share their patches)."""
 
     patch: np.ndarray
     keypoints: np.ndarray
     name: str
+    others: Tuple[np.ndarray, ...] = ()
+
+    def flipped(self) -> "SourceHand":
+        """The same hand mirrored left-right."""
+        s = self.patch.shape[1]
+
+        def flip(kp: np.ndarray) -> np.ndarray:
+            return np.c_[s - kp[:, 0], kp[:, 1]]
+
+        return SourceHand(np.ascontiguousarray(self.patch[:, ::-1]), flip(self.keypoints), self.name + "~flip",
+                          tuple(flip(kp) for kp in self.others))
 
 
 @dataclass
 class PastedHand:
-    """Where a hand went: the square ``box`` (x0, y0, x1, y1) [px], ``keypoints`` (21, 2) [px]."""
+    """Where a hand went: the square ``box`` (x0, y0, x1, y1) [px], ``keypoints`` (21, 2) [px];
+    ``others``: keypoints (21, 2) [px] of other real hands the pasted patch shows."""
 
     box: np.ndarray
     keypoints: np.ndarray
     source: str
+    others: Tuple[np.ndarray, ...] = ()
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -69,9 +84,11 @@ def _rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def cut_hand(image: np.ndarray, keypoints: np.ndarray, name: str) -> SourceHand:
+def cut_hand(image: np.ndarray, keypoints: np.ndarray, name: str,
+             others: Sequence[np.ndarray] = ()) -> SourceHand:
     """The square around ``keypoints`` (21, 2) [px] of side long side / ``HAND_SPAN``;
-    beyond the image the border is reflected."""
+    beyond the image the border is reflected. ``others``: keypoints (21, 2) [px] of the
+    image's other hands; those whose mean lies in the square are kept with the patch."""
     import cv2
 
     lo, hi = keypoints.min(0), keypoints.max(0)
@@ -80,7 +97,9 @@ def cut_hand(image: np.ndarray, keypoints: np.ndarray, name: str) -> SourceHand:
     pad = max(0, -x0, -y0, x0 + side - image.shape[1], y0 + side - image.shape[0])
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101) if pad else image
     patch = np.ascontiguousarray(padded[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side])
-    return SourceHand(patch, (keypoints - [x0, y0]).astype(np.float64), name)
+    moved = [np.asarray(kp, np.float64) - [x0, y0] for kp in others]
+    inside = tuple(kp for kp in moved if ((kp.mean(0) >= 0) & (kp.mean(0) < side)).all())
+    return SourceHand(patch, (keypoints - [x0, y0]).astype(np.float64), name, inside)
 
 
 def source_hands(data: Path, detector) -> List[SourceHand]:
@@ -91,8 +110,9 @@ def source_hands(data: Path, detector) -> List[SourceHand]:
     out = []
     for name in STILLS:
         img = _rgb(data / name)
-        for k, det in enumerate(sorted(detector.detect(img), key=lambda d: d.bbox[0])):
-            out.append(cut_hand(img, det.keypoints_2d, f"{name}#{k}"))
+        dets = sorted(detector.detect(img), key=lambda d: d.bbox[0])
+        for k, det in enumerate(dets):
+            out.append(cut_hand(img, det.keypoints_2d, f"{name}#{k}", [d.keypoints_2d for d in dets if d is not det]))
     frames = [f.image for f in FrameSource(data / VIDEO, max(VIDEO_FRAMES) + 1)]
     for t in VIDEO_FRAMES:
         dets = detector.detect(frames[t])
@@ -157,8 +177,8 @@ def paste(frame: np.ndarray, hand: SourceHand, crop: int, x0: int, y0: int) -> P
     """
     frame[y0:y0 + crop, x0:x0 + crop] = _resize(hand.patch, crop, crop)
     scale = crop / hand.patch.shape[0]
-    kp = hand.keypoints * scale + [x0, y0]
-    return PastedHand(np.array([x0, y0, x0 + crop, y0 + crop], np.float64), kp, hand.name)
+    return PastedHand(np.array([x0, y0, x0 + crop, y0 + crop], np.float64), hand.keypoints * scale + [x0, y0],
+                      hand.name, tuple(kp * scale + [x0, y0] for kp in hand.others))
 
 
 def scene(rng: np.random.Generator, photos, hands: Sequence[SourceHand], size: Tuple[int, int],
@@ -169,17 +189,26 @@ def scene(rng: np.random.Generator, photos, hands: Sequence[SourceHand], size: T
     frame = mosaic(rng, photos, w, h)
     hand = hands[int(rng.integers(len(hands)))]
     if rng.random() < 0.5:
-        s = hand.patch.shape[1]
-        hand = SourceHand(np.ascontiguousarray(hand.patch[:, ::-1]),
-                          np.c_[s - hand.keypoints[:, 0], hand.keypoints[:, 1]], hand.name + "~flip")
+        hand = hand.flipped()
     x0 = int(rng.integers(0, w - crop + 1))
     y0 = int(rng.integers(0, h - crop + 1))
     return frame, paste(frame, hand, crop, x0, y0)
+
+
+def _near(detection, keypoints: np.ndarray, crop: float, tolerance: float) -> bool:
+    return bool(np.median(np.linalg.norm(detection.keypoints_2d - keypoints, axis=1)) <= tolerance * crop)
 
 
 def found(detections, pasted: PastedHand, tolerance: float = 0.2) -> bool:
     """A detection whose keypoints are, median, within ``tolerance`` x the crop side of the
     pasted hand's keypoints."""
     crop = pasted.box[2] - pasted.box[0]
-    return any(np.median(np.linalg.norm(d.keypoints_2d - pasted.keypoints, axis=1)) <= tolerance * crop
-               for d in detections)
+    return any(_near(d, pasted.keypoints, crop, tolerance) for d in detections)
+
+
+def extra(detections, pasted: PastedHand, tolerance: float = 0.2) -> int:
+    """How many detections are none of the real hands of the pasted patch (the pasted hand
+    or its ``others``, by ``found``'s rule): a misplaced second answer, or a false positive."""
+    crop = pasted.box[2] - pasted.box[0]
+    hands = (pasted.keypoints,) + tuple(pasted.others)
+    return sum(not any(_near(d, kp, crop, tolerance) for kp in hands) for d in detections)

@@ -7,8 +7,10 @@ Real hands (../shared/data/hands, cut out with their keypoint box) pasted with
 * a 96 px hand in a 1920x1080 frame: the whole-frame pass misses it, tiling finds it in
   static mode and in tracking mode (``round_robin``, within the promised number of frames,
   then tracked with no further palm search), keypoints close to the same hand detected
-  alone in a tight crop of the same frames (bounds and why at ``KEYPOINT_BOUND``);
-* a hand on a tile border, and on a corner where four tiles meet, is one hand;
+  alone in a tight crop of the same frames (bounds and why at ``KEYPOINT_BOUND``), also
+  over 12 scenes (three sizes, four places);
+* a hand on a tile border, and on a corner where four tiles meet, is one hand; a hand that
+  the whole frame and a tile both find, or whose palm is too large for the overlap, too;
 * ``off`` gives exactly the whole-frame detections (MediaPipe's pipeline recomposed from
   ``palm``'s functions), and ``auto`` on frames that get no tiles too;
 * one batched forward gives the same palms as the tiles run one by one;
@@ -24,6 +26,7 @@ import torch
 
 from hand_mesh_ros.core.detectors import FrameSizeRouter, create_detector
 from hand_mesh_ros.core.detectors.mediapipe_torch import MediaPipeTorchHandDetector, palm, tiling
+from hand_mesh_ros.core.detectors.mediapipe_torch.roi import Roi
 from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.frames import FrameSource
 
@@ -35,16 +38,15 @@ SIZE = (1920, 1080)
 CROP = 96
 #: where the small hand goes: well inside tile (row 1, column 2) = x 585..1042, y 311..769
 PLACE = (700, 450)
-#: Tracking mode: median keypoint distance to the same hand tracked alone in a tight crop
-#: of the same frames, as a share of the hand box diagonal (issue 13's bound), mean over
-#: the tracked frames; every frame within twice that (measured: 0.5-1.9 %, mean 1.0 %).
+#: Median keypoint distance to the same hand alone in a tight crop of the same frame (3 crop
+#: sides), as a share of the hand box diagonal (issue 13's bound): mean over the frames or
+#: scenes; every one within twice that. The reference is the tight crop read by tracking
+#: mode until it settles (``_tight_reference``): one static reading of a hand this small
+#: moves by 2-7.6 % between crops (the palm, so the hand region, differs), the settled one
+#: does not. Measured: tracking 0.5-1.9 % (mean 1.0 %); static, 12 scenes, 0.5-1.7 % (mean 1.1 %).
 KEYPOINT_BOUND = 0.015
-#: Static mode: the same against one detection in a tight crop. MediaPipe's own answer for
-#: a hand this small moves by 2-3.5 % of its box diagonal between tight crops of 2.5, 3, 4
-#: and 5 crop sides (measured on this scene: its palm, so its hand region, differs), so a
-#: static detection is held to twice that spread; once tracked, the region comes from the
-#: landmarks in both and the issue's 1.5 % holds (tracking test).
-STATIC_KEYPOINT_BOUND = 0.06
+#: Against one static whole-frame reading (``off``) of a large hand: that reading's own spread.
+STATIC_SPREAD = 0.06
 
 
 @pytest.fixture(scope="module")
@@ -99,28 +101,57 @@ def _tight_window(pasted):
     return int(cx - side / 2), int(cy - side / 2), side
 
 
-def _tight_reference(detector, frame, window, camera="tight"):
-    """The hand detected alone in the ``window`` of the same frame (whole-frame pass only),
-    keypoints in frame pixels."""
+def _tight_reference(tracker, frame, window, settle=4):
+    """The hand detected alone in the ``window`` of the same frame by ``tracker`` (tracking
+    mode, no tiles), read ``settle`` times (a new hand: the hand region comes from the palm,
+    then from the landmarks of the previous reading); keypoints in frame pixels."""
     x0, y0, side = window
-    (det,) = detector.detect(np.ascontiguousarray(frame[y0:y0 + side, x0:x0 + side]), camera=camera)
+    crop = np.ascontiguousarray(frame[y0:y0 + side, x0:x0 + side])
+    for _ in range(settle):
+        (det,) = tracker.detect(crop, camera="tight")
     return det.keypoints_2d + [x0, y0]
 
 
-def _assert_close_to_reference(det, ref, bound=STATIC_KEYPOINT_BOUND):
-    err = np.median(np.linalg.norm(det.keypoints_2d - ref, axis=1))
-    assert err <= bound * _diagonal(ref), (err, _diagonal(ref))
+def _error(det, ref):
+    """Median keypoint distance as a share of the reference's box diagonal."""
+    return float(np.median(np.linalg.norm(det.keypoints_2d - ref, axis=1))) / _diagonal(ref)
+
+
+def _assert_close_to_reference(det, ref, bound=2 * KEYPOINT_BOUND):
+    assert _error(det, ref) <= bound, _error(det, ref)
+
+
+@pytest.fixture()
+def tracker(detectors):
+    """A fresh tracking-mode detector (one hand, no tiles) for ``_tight_reference``."""
+    return detectors(static_image_mode=False, max_hands=1)
 
 
 # -- the small hand ---------------------------------------------------------------------
 @pytest.mark.parametrize("noise_seed", [None, 1])
-def test_small_hand_missed_whole_frame_is_found_with_tiles(detectors, hand, background, noise_seed):
+def test_small_hand_missed_whole_frame_is_found_with_tiles(detectors, tracker, hand, background, noise_seed):
     frame, pasted = _scene(background, hand, PLACE, noise_seed=noise_seed)
     assert not hs.found(detectors().detect(frame), pasted), "the whole-frame pass finds it: nothing to prove"
     tiled = detectors(detection_tiling="auto")
     found = tiled.detect(frame)
     assert len(found) == 1 and hs.found(found, pasted)
-    _assert_close_to_reference(found[0], _tight_reference(detectors(), frame, _tight_window(pasted)))
+    _assert_close_to_reference(found[0], _tight_reference(tracker, frame, _tight_window(pasted)))
+
+
+def test_static_keypoints_of_small_hands_match_the_hand_alone(detectors, hand, background):
+    """Static mode, 12 scenes (crops 80, 96, 120 px at four places of a 1920x1080 frame):
+    one hand each, keypoints within 1.5 % of the box diagonal of the same hand alone in a
+    tight crop, mean over the scenes; every scene within 3 %."""
+    tiled = detectors(detection_tiling="auto")
+    errors = []
+    for crop in (80, 96, 120):
+        for place in ((700, 450), (300, 300), (1200, 600), (1500, 200)):
+            frame, pasted = _scene(background, hand, place, crop)
+            found = tiled.detect(frame)
+            assert len(found) == 1 and hs.found(found, pasted), (crop, place)
+            ref = _tight_reference(detectors(static_image_mode=False, max_hands=1), frame, _tight_window(pasted))
+            errors.append(_error(found[0], ref))
+    assert np.mean(errors) <= KEYPOINT_BOUND and max(errors) <= 2 * KEYPOINT_BOUND, np.round(errors, 4)
 
 
 def test_small_hand_is_acquired_by_round_robin_within_the_bound_and_then_tracked(detectors, hand, background):
@@ -138,7 +169,7 @@ def test_small_hand_is_acquired_by_round_robin_within_the_bound_and_then_tracked
     for t in range(bound + 13):
         frame, pasted = _scene(background, hand, (PLACE[0] + t % 3, PLACE[1] + t % 2))
         dets = det.detect(frame, camera="cam")
-        ref = _tight_reference(tight, frame, window)
+        ref = _tight_reference(tight, frame, window, settle=1)  # the stream itself settles it
         if acquired is None:
             if dets:
                 acquired, searches = t, len(det.palm_net.sizes)
@@ -159,12 +190,39 @@ def test_small_hand_is_acquired_by_round_robin_within_the_bound_and_then_tracked
 
 @pytest.mark.parametrize("place", [(457 - CROP // 2, 200), (457 - CROP // 2, 457 - CROP // 2)],
                          ids=["tile-border", "four-tile-corner"])
-def test_a_hand_across_tile_borders_is_one_hand(detectors, hand, background, place):
+def test_a_hand_across_tile_borders_is_one_hand(detectors, tracker, hand, background, place):
     frame, pasted = _scene(background, hand, place)
     det = detectors(detection_tiling="auto", max_hands=3)
     found = det.detect(frame)
     assert len(found) == 1 and hs.found(found, pasted)
-    _assert_close_to_reference(found[0], _tight_reference(detectors(), frame, _tight_window(pasted)))
+    _assert_close_to_reference(found[0], _tight_reference(tracker, frame, _tight_window(pasted)))
+
+
+@pytest.mark.parametrize("place, whole_frame", [((300, 450), 0), ((700, 450), 1), ((900, 450), 2)],
+                         ids=["missed-whole-frame", "found-by-both", "two-whole-frame-palms"])
+def test_a_large_hand_in_a_tiled_frame_is_one_hand(detectors, tracker, hand, background, place, whole_frame):
+    """A 240 px hand in 1920x1080: its palm (~90 px) is too large to keep a palm's clearance
+    from the edges of the tiles, and the whole frame misses it in the first place, finds it
+    in the second, and finds it twice (two palms, MediaPipe's own duplicate) in the third:
+    with tiles, always one hand, where it is."""
+    frame, pasted = _scene(background, hand, place, crop=240)
+    off = detectors(max_hands=3).detect(frame)
+    assert len(off) == whole_frame and hs.found(off, pasted) == (whole_frame > 0)
+    found = detectors(detection_tiling="auto", max_hands=3).detect(frame)
+    assert len(found) == 1 and hs.found(found, pasted)
+    _assert_close_to_reference(found[0], _tight_reference(tracker, frame, _tight_window(pasted)))
+
+
+def test_hands_of_a_tiled_image_are_kept_once_and_at_most_max_hands(detectors):
+    """The rule after the landmarks: a hand whose landmark ROI overlaps a kept one (IoU > 0.5)
+    is the same hand; apart ones are kept until ``max_hands``."""
+    det = detectors(detection_tiling="auto", max_hands=2)
+    kept = []
+    assert det._first_sight(Roi(100, 100, 80, 80), kept)
+    assert not det._first_sight(Roi(110, 105, 80, 80), kept)  # IoU 0.70
+    assert det._first_sight(Roi(160, 100, 80, 80), kept)  # IoU 0.14: a hand beside it
+    assert not det._first_sight(Roi(500, 500, 80, 80), kept)  # max_hands reached
+    assert kept == [Roi(100, 100, 80, 80), Roi(160, 100, 80, 80)]
 
 
 # -- off is MediaPipe, batched is one by one ----------------------------------------------
@@ -251,7 +309,7 @@ def test_large_hands_barely_move_with_tiling(detectors, hands_data):
     assert sorted(d.side for d in off) == sorted(d.side for d in auto) == [0, 1]
     for d in auto:
         ref = next(o for o in off if o.side == d.side)
-        _assert_close_to_reference(d, ref.keypoints_2d)
+        _assert_close_to_reference(d, ref.keypoints_2d, STATIC_SPREAD)
 
 
 # -- geometry, schedule, parameters, bad input ------------------------------------------------

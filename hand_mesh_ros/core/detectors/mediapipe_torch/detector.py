@@ -13,6 +13,16 @@ frame come from this frame's landmarks; the palm detector runs for a camera only
 tracks fewer than ``max_hands`` hands; palm ROIs overlapping a tracked ROI (IoU > 0.5) are
 dropped. Static mode runs the palm detector on every image.
 
+Tiles (``detection_tiling``, ``tiling``): the palm search also looks at tiles of a large
+frame, in the same forward. In a palm search of a frame that gets tiles (whichever of its
+tiles ``tile_scan`` scans this time), up to
+``TILED_PALMS * max_hands`` palms go to the landmark network; each hand found from a palm is
+read ``REFINE_PASSES`` more times on the ROI of its own landmarks (the ROI tracking mode uses
+on the next frame), so its keypoints do not depend on whether a tile or the whole frame found
+it; then a hand whose landmark ROI overlaps an earlier one's (IoU > ``TRACKING_IOU``; tracked
+hands first, then by palm score) is dropped as the same hand, and at most ``max_hands`` are
+kept. Without tiles nothing of this runs: ``detection_tiling: off`` is MediaPipe bit for bit.
+
 Device: on CUDA, images are copied to the device once and the crops are cut there with
 tensor ops (``crops.sample_crops``); on the CPU they are cut by ``cv2.warpPerspective``, as
 MediaPipe's CPU graph does, which is faster there. The networks run on the device; only the
@@ -37,10 +47,17 @@ from . import palm, tiling
 from .cache import load_network
 from .crops import sample_crops, warp_crops_opencv
 from .models import model_files
-from .roi import Roi, associate, crop_affine
+from .roi import Roi, associate, crop_affine, iou
 
 #: IoU above which a palm ROI is dropped in favour of a tracked one (AssociationNormRectCalculator).
 TRACKING_IOU = 0.5
+#: Images with tiles: palm ROIs per ``max_hands`` that go to the landmark network (the same
+#: hand can be found by the whole frame and by a tile; duplicates are dropped after the landmarks)
+TILED_PALMS = 2
+#: Images with tiles: further landmark passes for a hand found from a palm, each on the ROI of
+#: the previous pass's landmarks (tracking mode's next-frame ROI), so its answer does not
+#: depend on the view (tile or whole frame) whose palm found it
+REFINE_PASSES = 2
 #: ``crop_backend`` values: "auto" = OpenCV for a CPU device, torch tensor ops otherwise.
 CROP_BACKENDS = ("auto", "torch", "opencv")
 #: OpenCV's remap refuses images with a side of SHRT_MAX (32767) pixels or more.
@@ -59,6 +76,7 @@ class _CameraState:
 class _Hand:
     item: int
     roi: Roi
+    tracked: bool = False
 
 
 def check_image(image: np.ndarray) -> None:
@@ -207,32 +225,70 @@ class MediaPipeTorchHandDetector:
             tracked[k] = state.rois if ok else []
         searched = [k for k in ks if len(tracked[k]) < self.max_hands]
         palm_rois = self._palm_rois(images, sizes, searched, {k: items[k][0] for k in searched})
-        hands = [_Hand(k, roi) for k in ks
+        tiled = {k for k in searched if self._has_tiles(*sizes[k])}
+        hands = [_Hand(k, roi, any(roi is t for t in tracked[k])) for k in ks
                  for roi in associate(palm_rois.get(k, []), tracked[k], min_iou=TRACKING_IOU)]
+        hands.sort(key=lambda hand: hand.item in tiled and not hand.tracked)  # stable: tracked hands first
+        reads = [self._read(hand, out, *sizes[hand.item]) for hand, out in zip(hands, self._landmarks(images, hands))]
+        self._refine(images, sizes, tiled, hands, reads)
         next_rois: Dict[int, List[Roi]] = {k: [] for k in ks}
-        for hand, out in zip(hands, self._landmarks(images, hands)):
-            w, h = sizes[hand.item]
-            landmarks, presence, left_score, world = out
-            if not presence > self.min_score:  # ThresholdingCalculator: strictly above; NaN fails
+        kept: Dict[int, List[Roi]] = {k: [] for k in tiled}
+        for hand, read in zip(hands, reads):
+            if read is None:
                 continue
-            lm = lmk.project_landmarks(landmarks, hand.roi, w, h)
-            if not np.isfinite(lm).all() or not np.isfinite(world).all():
+            lm, world, roi, says_right, score = read
+            if hand.item in kept and not self._first_sight(roi, kept[hand.item]):
                 continue
-            roi = lmk.tracking_roi(lm)
             if roi.is_valid():
                 next_rois[hand.item].append(roi)
-            says_right, score = lmk.handedness(left_score)
             if score < self.min_score:
                 continue
             kp2d = lm[:, :2].astype(np.float32)
             results[hand.item].append(Detection(
                 side=RIGHT if says_right == self.mirrored else LEFT, score=float(score),
                 bbox=np.concatenate([kp2d.min(0), kp2d.max(0)]).astype(np.float32),
-                keypoints_2d=kp2d, keypoints_3d=lmk.world_landmarks(world, hand.roi).astype(np.float32)))
+                keypoints_2d=kp2d, keypoints_3d=world.astype(np.float32)))
         for k in ks:
             results[k].sort(key=lambda d: -d.score)
             if not self.static_image_mode:
                 self._cameras[items[k][0]] = _CameraState(sizes[k], next_rois[k])
+
+    def _read(self, hand: _Hand, out, w: int, h: int):
+        """One landmark output of ``hand`` in a W x H image as ``(landmarks (21, 3) [px, px,
+        normalized z], world landmarks (21, 3) [m], the ROI they give, MediaPipe says right,
+        handedness score)``; None when the hand is not present (presence not above
+        ``min_score``, MediaPipe's ThresholdingCalculator; NaN fails) or an output is not finite."""
+        landmarks, presence, left_score, world = out
+        if not presence > self.min_score:
+            return None
+        lm = lmk.project_landmarks(landmarks, hand.roi, w, h)
+        world = lmk.world_landmarks(world, hand.roi)
+        if not np.isfinite(lm).all() or not np.isfinite(world).all():
+            return None
+        return (lm, world, lmk.tracking_roi(lm)) + lmk.handedness(left_score)
+
+    def _refine(self, images, sizes, tiled: set, hands: List[_Hand], reads: list) -> None:
+        """Hands of frames with tiles found from a palm (not tracked): ``REFINE_PASSES`` more
+        landmark passes, each on the ROI of the previous landmarks (what tracking mode reads
+        on the next frame), all such hands in one forward per pass; ``reads`` replaced in
+        place (None once the hand is not present)."""
+        for _ in range(REFINE_PASSES):
+            redo = [i for i, (hand, read) in enumerate(zip(hands, reads))
+                    if hand.item in tiled and not hand.tracked and read is not None and read[2].is_valid()]
+            if not redo:
+                return
+            again = [_Hand(hands[i].item, reads[i][2]) for i in redo]
+            for i, hand, out in zip(redo, again, self._landmarks(images, again)):
+                reads[i] = self._read(hand, out, *sizes[hand.item])
+
+    def _first_sight(self, roi: Roi, kept: List[Roi]) -> bool:
+        """Whether a hand of a frame with tiles whose landmarks give ``roi`` is a new hand, not
+        one already kept (its landmark ROI overlapping, IoU > ``TRACKING_IOU``, as MediaPipe
+        associates ROIs), and ``max_hands`` are not yet kept; records it in ``kept``."""
+        if len(kept) >= self.max_hands or any(iou(roi, r) > TRACKING_IOU for r in kept):
+            return False
+        kept.append(roi)
+        return True
 
     def _palm_rois(self, images, sizes, ks: List[int],
                    cameras: Optional[Dict[int, str]] = None) -> Dict[int, List[Roi]]:
@@ -261,7 +317,7 @@ class MediaPipeTorchHandDetector:
                 candidates = np.concatenate([candidates] + [self._tile_candidates(rows[index == first[k] + 1 + i], t, w, h)
                                                             for i, t in enumerate(scans[k])])
             pad = palm.letterbox(w, h)[1]
-            palms = palm.weighted_nms(candidates)[: self.max_hands]
+            palms = palm.weighted_nms(candidates)[: self.max_hands * (TILED_PALMS if self._has_tiles(w, h) else 1)]
             rois = [palm.hand_roi(palm.remove_letterbox(p, pad), w, h) for p in palms]
             out[k] = [r for r in rois if r.is_valid()]
         return out
@@ -271,6 +327,10 @@ class MediaPipeTorchHandDetector:
         """A tile's palm candidates that are the tile's to find (``tiling.tile_rejects``), in
         the whole frame's letterbox coordinates."""
         return tiling.to_letterbox(rows[~tiling.tile_rejects(rows, tile)], tile, w, h)
+
+    def _has_tiles(self, w: int, h: int) -> bool:
+        """Whether a W x H frame gets tiles under ``detection_tiling``."""
+        return bool(tiling.frame_tiles(self.detection_tiling, w, h))
 
     def _tiles_to_scan(self, camera: str, w: int, h: int) -> List[tiling.Tile]:
         """The tiles of a W x H frame of ``camera`` scanned on this palm search: all of them
@@ -283,16 +343,21 @@ class MediaPipeTorchHandDetector:
         return self._schedules[camera].next_tiles(grid)
 
     def _landmarks(self, images, hands: List[_Hand]) -> List[Tuple[np.ndarray, float, float, np.ndarray]]:
-        """Landmark network outputs per hand (all hands of all images in one forward)."""
+        """Landmark network outputs per hand, in the order of ``hands`` (all hands of all
+        images in one forward; the crops are cut image by image)."""
         if not hands:
             return []
-        crops = []
-        for k in dict.fromkeys(h.item for h in hands):  # hands are grouped by image, in order
-            affines = [crop_affine(h.roi, lmk.INPUT_SIZE, lmk.INPUT_SIZE) for h in hands if h.item == k]
+        crops, order = [], []
+        for k in dict.fromkeys(h.item for h in hands):
+            group = [i for i, h in enumerate(hands) if h.item == k]
+            affines = [crop_affine(hands[i].roi, lmk.INPUT_SIZE, lmk.INPUT_SIZE) for i in group]
             crops.append(self._crops(images[k], affines, lmk.INPUT_SIZE, "replicate"))
+            order += group
         landmarks, presence, left, world = (o.cpu().numpy() for o in
                                             self._forward(self.landmark_net, torch.cat(crops).permute(0, 3, 1, 2)))
-        return [(landmarks[i], float(presence[i, 0]), float(left[i, 0]), world[i]) for i in range(len(hands))]
+        row = {i: r for r, i in enumerate(order)}
+        return [(landmarks[row[i]], float(presence[row[i], 0]), float(left[row[i], 0]), world[row[i]])
+                for i in range(len(hands))]
 
     def _image(self, image: np.ndarray):
         """The image as the crop backend reads it: on the device (torch) or in host memory."""

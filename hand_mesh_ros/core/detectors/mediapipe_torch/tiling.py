@@ -38,20 +38,26 @@ sides up to ~2200 px every such palm is seen whole by some tile.
 
 Tile counts (T = 457): 1280x720 -> 4 x 2 = 8 tiles, 1920x1080 -> 6 x 3 = 18 tiles.
 
-A hand cut by a tile border must not become two hands, and tiles are for the hands the
-whole-frame pass misses. A tile's palm candidate is dropped (``tile_rejects``) when its box,
-grown by its long side on every side (``EDGE_CLEARANCE``), comes within ``EDGE_MARGIN`` of a
-tile edge that lies inside the frame: a tile that shows only part of a hand can return a
-palm box wholly inside the visible part, even displaced away from the cut (seen: a 96 px
-hand cut in half by a tile edge gave a palm 22 px clear of it, and a second hand followed).
-A palm of long side ``p`` with that clearance fits in the overlap when ``3 p <= O``
-(p <= 46 px, crops up to ~90-120 px), so such a palm is kept by some tile; larger palms up to ``O`` are
-whole in some tile but may sit near an edge in all of them, where the whole-frame pass
-(which finds crops >= ~L / 8) is their search. A candidate whose long side exceeds the
-overlap ``O`` is dropped too (not sure to be whole in any tile; its hand, crop > 270 px,
-is the whole-frame pass's: MediaPipe's own result for it is kept). The remaining tile
-candidates are mapped into the whole frame's letterbox coordinates (``to_letterbox``) and
-merged with the whole-frame candidates by MediaPipe's weighted NMS.
+Cut palms. A tile that shows only part of a palm can return a palm box displaced from the
+real one. A tile's palm candidate is therefore dropped (``tile_rejects``) when its box,
+grown by ``EDGE_CLEARANCE`` = 0.25 of its long side on every side, comes within
+``EDGE_MARGIN`` of a tile edge that lies inside the frame; a palm of long side ``p`` is kept
+by some tile when ``1.5 p <= O - 2 EDGE_MARGIN T`` (p <= 86 px at T = 457: crops up to
+~220 px for the median palm). The remaining
+tile candidates are mapped into the whole frame's letterbox coordinates (``to_letterbox``)
+and merged with the whole-frame candidates by MediaPipe's weighted NMS.
+
+One hand, one answer. The fingers beyond a tile's edge do not matter: the landmark network
+reads every hand from the full-resolution frame. What the NMS does not merge (the same hand
+seen by the whole frame and by a tile, or by two tiles, with palm boxes apart) the detector
+merges after the landmarks (``detector.MediaPipeTorchHandDetector``): in an image with
+tiles, up to ``2 max_hands`` palms go to the landmark network, each hand found from a palm
+is read twice more on the ROI of its own landmarks (as tracking mode reads it on the next
+frames, so the answer does not depend on which view found it), and a hand whose landmark
+ROI overlaps one already kept (IoU > 0.5, MediaPipe's association rule) is the same hand.
+An earlier rule kept only palms with a clearance of one palm (``3 p <= O``) and dropped the
+rest to avoid such duplicates; it lost most hands of 160-240 px crops at 1920x1080 (recall
+0.70 / 0.57 against 0.93 / 0.97 now, ``make bench-range``).
 
 ``tile_scan`` values: ``"all"`` (every tile on every frame where a palm search runs; what
 static images always do) or ``"round_robin"`` (streams: besides the whole-frame pass, a
@@ -87,8 +93,9 @@ MIN_TILE_SIDE = int(BY_NAME["detection_tiling"].low)
 OVERLAP_FRACTION = 0.3
 #: A tile palm whose box comes this close (fraction of the tile) to an inner tile edge is dropped ...
 EDGE_MARGIN = 0.02
-#: ... its box grown first by this share of its long side on every side (fingers lie beyond the palm).
-EDGE_CLEARANCE = 1.0
+#: ... its box grown first by this share of its long side on every side (a cut palm's box can
+#: lie a little inside the visible part).
+EDGE_CLEARANCE = 0.25
 #: ``round_robin``: tiles scanned per palm search of a camera, on average (see ``RoundRobin``).
 ROUND_ROBIN_RATE = Fraction(1, 2)
 #: Phase step between the round-robin schedules of successive cameras (golden-ratio
@@ -192,8 +199,7 @@ def tile_rejects(rows: np.ndarray, tile: Tile, margin: float = EDGE_MARGIN) -> n
     """(K,) bool: which palm candidates of ``tile`` are left to other tiles or to the whole
     frame: those whose box, grown by ``EDGE_CLEARANCE`` of its long side on every side,
     reaches within ``margin`` (fraction of the tile) of one of the tile's inner edges (a
-    palm seen next to a cut, or a cut palm, whose fingers the tile may not show), and those
-    whose box's long side exceeds the grid's overlap.
+    palm that the tile may show cut).
 
     Args:
         rows: (K, 19) candidates from ``palm.decode``, normalized to the tile's input.
@@ -201,7 +207,7 @@ def tile_rejects(rows: np.ndarray, tile: Tile, margin: float = EDGE_MARGIN) -> n
     left, top, right, bottom = tile.inner
     box = rows[:, 1:5]
     size = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
-    out = size > tile.overlap / tile.side
+    out = np.zeros(len(rows), bool)
     grow = EDGE_CLEARANCE * size
     if left:
         out |= box[:, 0] - grow < margin
