@@ -15,8 +15,10 @@ detector ``mediapipe_torch`` in static mode (``max_hands`` 2, min_score 0.5, mod
 each tiling; a trial counts as found when a detection's keypoints are, median, within 0.2
 crop sides of the pasted hand's (``hand_scenes.found``); a detection that is none of the
 real hands the pasted patch shows (``hand_scenes.extra``: test5.jpg's patches show both of
-its hands) is an extra one (a misplaced second answer, or a false positive). Then ``--free`` hand-free frames per
-frame size (same mosaics, no hand): false positives per frame = detections / frames.
+its hands) is an extra one (a misplaced second answer, or a false positive). Then
+``--free`` hand-free frames per frame size (same mosaics, no hand): false positives per
+frame = detections / frames; last, the 8 hand-free frames of a person's arms and elbows of
+``hand_scenes.people_frames``.
 Deterministic: fixed seeds, fixed hands, no timing in the table (the last column is the
 mean ms per frame of the tiled detector, for orientation only).
 """
@@ -113,6 +115,11 @@ def main(argv=None) -> int:
                        per_frame={str(t): counts[t] / args.free for t in tilings}))
         print(f"{fp[-1]['size']:>9} " + " ".join(f"{str(t)}: {counts[t]} ({counts[t] / args.free:.3f}/frame)"
                                                  for t in tilings), flush=True)
+    people = hs.people_frames(args.data)
+    counts = {t: sum(len(det.detect(frame)) for frame in people) for t, det in dets.items()}
+    fp.append(dict(size="people", frames=len(people), per_frame={str(t): counts[t] / len(people) for t in tilings}))
+    print(f"false positives on {len(people)} hand-free frames with people (test5.jpg below its hands, lenses): "
+          + " ".join(f"{t}: {counts[t]}" for t in tilings), flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.json:
         args.json.write_text(json.dumps({"recall": rows, "false_positives": fp}, indent=1))

@@ -11,6 +11,8 @@ hand-free photographs (the range benchmark and the tiling tests).
   A frame's background is a mosaic of them at about their own scale (cells of ~512 px,
   each a random photo resized to cover it, randomly cropped and flipped), so a large frame
   has natural detail everywhere rather than one photograph blown up.
+* People without hands (``people_frames``): test5.jpg below its hands, as it is and through
+  three wide lenses, mirrored too: forearms, elbows and skin, where a palm search can err.
 * Pasting: the hand square resized to ``crop`` x ``crop`` with ``cv2.INTER_AREA`` (shrinking;
   ``INTER_LINEAR`` for the few sources smaller than the crop) and written into the frame.
 
@@ -39,6 +41,14 @@ VIDEO = "mediapipe_samples/hand_landmarker_test_video.mp4"
 VIDEO_FRAMES = tuple(range(50, 201, 25))
 #: Mosaic cell size [px] of the backgrounds.
 CELL = 512
+#: Hand-free frames with people: test5.jpg below its hands (forearms, elbows, belly, jeans) ...
+PEOPLE = "hamer_example_data/test5.jpg"
+PEOPLE_ROWS = slice(1000, None)
+#: ... as it is and as wide lenses would show it (``CameraInfo`` models and coefficients;
+#: f = 0.55 x the width, principal point near the centre).
+PEOPLE_LENSES = {"plumb_bob": (-0.32, 0.13, 0.0012, -0.0009, -0.025),
+                 "rational_polynomial": (2.1, 0.9, 0.0008, -0.0004, 0.02, 2.45, 1.4, 0.12),
+                 "equidistant": (-0.004, 0.037, -0.035, 0.0056)}
 
 
 @dataclass
@@ -138,6 +148,33 @@ def backgrounds() -> List[np.ndarray]:
         img = img[..., :3].astype(np.uint8)
         out.append(np.ascontiguousarray(img[rows] if rows is not None else img))
     return out
+
+
+def lens_view(rgb: np.ndarray, model: str, coefficients: Sequence[float]) -> np.ndarray:
+    """The raw image a lens would deliver of the scene whose ideal pinhole image is ``rgb``
+    (H, W, 3) uint8 (fx = 0.55 W, fy = 1.02 fx, principal point (0.49 W, 0.51 H)): every raw
+    pixel samples the ideal image where ``camera.undistort_points`` sends it, bilinear."""
+    import cv2
+
+    from hand_mesh_ros.core.camera import undistort_points
+    from hand_mesh_ros.core.types import CameraIntrinsics
+
+    h, w = rgb.shape[:2]
+    f = 0.55 * w
+    k = CameraIntrinsics(f, 1.02 * f, 0.49 * w, 0.51 * h, w, h, distortion_model=model, distortion=tuple(coefficients))
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    ideal = undistort_points(np.stack([u, v], -1), k).astype(np.float32)
+    return cv2.remap(rgb, ideal[..., 0], ideal[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def people_frames(data: Path) -> List[np.ndarray]:
+    """Hand-free frames with a person's skin: ``PEOPLE`` below its hands (``PEOPLE_ROWS`` of
+    the image, and of its ``PEOPLE_LENSES`` views), each also mirrored: 8 frames of
+    1200x799, (H, W, 3) uint8 RGB."""
+    img = _rgb(data / PEOPLE)
+    views = [img] + [lens_view(img, m, c) for m, c in PEOPLE_LENSES.items()]
+    out = [np.ascontiguousarray(v[PEOPLE_ROWS]) for v in views]
+    return out + [np.ascontiguousarray(v[:, ::-1]) for v in out]
 
 
 def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:

@@ -11,6 +11,7 @@ Real hands (../shared/data/hands, cut out with their keypoint box) pasted with
   over 12 scenes (three sizes, four places);
 * a hand on a tile border, and on a corner where four tiles meet, is one hand; a hand that
   the whole frame and a tile both find, or whose palm is too large for the overlap, too;
+* arms and elbows without hands (a person below its hands, through lenses) give no hand;
 * ``off`` gives exactly the whole-frame detections (MediaPipe's pipeline recomposed from
   ``palm``'s functions), and ``auto`` on frames that get no tiles too;
 * one batched forward gives the same palms as the tiles run one by one;
@@ -211,6 +212,18 @@ def test_a_large_hand_in_a_tiled_frame_is_one_hand(detectors, tracker, hand, bac
     found = detectors(detection_tiling="auto", max_hands=3).detect(frame)
     assert len(found) == 1 and hs.found(found, pasted)
     _assert_close_to_reference(found[0], _tight_reference(tracker, frame, _tight_window(pasted)))
+
+
+def test_arms_and_elbows_without_hands_give_no_hand(detectors, hands_data):
+    """test5.jpg below its hands (forearms, elbows), as it is and through three wide lenses,
+    mirrored too (1200x799, 12 tiles): no detection with tiles, as without. An elbow cut by a
+    tile edge was once answered as a hand (score 1.0) under a clearance of a quarter palm."""
+    frames = hs.people_frames(hands_data)
+    assert len(frames) == 8 and all(len(tiling.frame_tiles("auto", f.shape[1], f.shape[0])) == 12 for f in frames)
+    tiled, off = detectors(detection_tiling="auto"), detectors()
+    for i, frame in enumerate(frames):
+        assert off.detect(frame) == [], i
+        assert tiled.detect(frame) == [], i
 
 
 def test_hands_of_a_tiled_image_are_kept_once_and_at_most_max_hands(detectors):

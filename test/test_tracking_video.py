@@ -90,8 +90,10 @@ def test_two_hands_duplicates_removed_names_stable(frames, max_hands):
     the left hand 'right' in frames 17-23): two hands in every frame, never a duplicate,
     the sides right and the names stable. With max_hands 3 the duplicates fit within
     max_hands (only de-duplication removes them); with max_hands 2 the detector is asked
-    for 2 (tracking mode) and gives both hands without a duplicate or a re-detection."""
-    pipe = HandMeshPipeline(PipelineConfig(max_hands=max_hands))
+    for 2 (tracking mode) and gives both hands without a duplicate or a re-detection.
+    Tiling off: these 640x720 frames would get tiles, and a tiled search merges duplicates
+    itself (test_detection_tiling); here the pipeline's own de-duplication is under test."""
+    pipe = HandMeshPipeline(PipelineConfig(max_hands=max_hands, detection_tiling="off"))
     raw_counts = []
     try:
         assert pipe.detector_max_hands == max_hands

@@ -15,13 +15,13 @@ dropped. Static mode runs the palm detector on every image.
 
 Tiles (``detection_tiling``, ``tiling``): the palm search also looks at tiles of a large
 frame, in the same forward. In a palm search of a frame that gets tiles (whichever of its
-tiles ``tile_scan`` scans this time), up to
-``TILED_PALMS * max_hands`` palms go to the landmark network; each hand found from a palm is
-read ``REFINE_PASSES`` more times on the ROI of its own landmarks (the ROI tracking mode uses
-on the next frame), so its keypoints do not depend on whether a tile or the whole frame found
-it; then a hand whose landmark ROI overlaps an earlier one's (IoU > ``TRACKING_IOU``; tracked
-hands first, then by palm score) is dropped as the same hand, and at most ``max_hands`` are
-kept. Without tiles nothing of this runs: ``detection_tiling: off`` is MediaPipe bit for bit.
+tiles ``tile_scan`` scans this time), up to ``TILED_PALMS * max_hands`` palms go to the
+landmark network; each hand found from a palm is read ``REFINE_PASSES`` more times on the
+ROI of its own landmarks (the ROI tracking mode uses on the next frame), so its keypoints do
+not depend on whether a tile or the whole frame found it; then a hand whose landmark ROI
+overlaps an earlier one's (IoU > ``TRACKING_IOU``; tracked hands first, then by palm score)
+is dropped as the same hand, and at most ``max_hands`` are kept. Without tiles nothing of
+this runs: ``detection_tiling: off`` is MediaPipe bit for bit.
 
 Device: on CUDA, images are copied to the device once and the crops are cut there with
 tensor ops (``crops.sample_crops``); on the CPU they are cut by ``cv2.warpPerspective``, as
@@ -51,10 +51,10 @@ from .roi import Roi, associate, crop_affine, iou
 
 #: IoU above which a palm ROI is dropped in favour of a tracked one (AssociationNormRectCalculator).
 TRACKING_IOU = 0.5
-#: Images with tiles: palm ROIs per ``max_hands`` that go to the landmark network (the same
+#: Frames with tiles: palm ROIs per ``max_hands`` that go to the landmark network (the same
 #: hand can be found by the whole frame and by a tile; duplicates are dropped after the landmarks)
 TILED_PALMS = 2
-#: Images with tiles: further landmark passes for a hand found from a palm, each on the ROI of
+#: Frames with tiles: further landmark passes for a hand found from a palm, each on the ROI of
 #: the previous pass's landmarks (tracking mode's next-frame ROI), so its answer does not
 #: depend on the view (tile or whole frame) whose palm found it
 REFINE_PASSES = 2

@@ -39,11 +39,14 @@ sides up to ~2200 px every such palm is seen whole by some tile.
 Tile counts (T = 457): 1280x720 -> 4 x 2 = 8 tiles, 1920x1080 -> 6 x 3 = 18 tiles.
 
 Cut palms. A tile that shows only part of a palm can return a palm box displaced from the
-real one. A tile's palm candidate is therefore dropped (``tile_rejects``) when its box,
-grown by ``EDGE_CLEARANCE`` = 0.25 of its long side on every side, comes within
+real one, and a cut view of an elbow or a forearm can look like a palm (seen: an elbow at a
+tile edge of a 1200x799 frame, handedness score 1.0, while no tile that shows it whole
+answers). A tile's palm candidate is therefore dropped (``tile_rejects``) when its box,
+grown by ``EDGE_CLEARANCE`` = 0.5 of its long side on every side, comes within
 ``EDGE_MARGIN`` of a tile edge that lies inside the frame; a palm of long side ``p`` is kept
-by some tile when ``1.5 p <= O - 2 EDGE_MARGIN T`` (p <= 86 px at T = 457: crops up to
-~220 px for the median palm). The remaining
+by some tile when ``2 p <= O - 2 EDGE_MARGIN T`` (p <= 60 px at T = 457: crops up to ~150 px
+for the median palm; larger palms are kept where they lie clear of the edges, or found by
+the whole frame). The remaining
 tile candidates are mapped into the whole frame's letterbox coordinates (``to_letterbox``)
 and merged with the whole-frame candidates by MediaPipe's weighted NMS.
 
@@ -57,7 +60,7 @@ frames, so the answer does not depend on which view found it), and a hand whose 
 ROI overlaps one already kept (IoU > 0.5, MediaPipe's association rule) is the same hand.
 An earlier rule kept only palms with a clearance of one palm (``3 p <= O``) and dropped the
 rest to avoid such duplicates; it lost most hands of 160-240 px crops at 1920x1080 (recall
-0.70 / 0.57 against 0.93 / 0.97 now, ``make bench-range``).
+0.70 / 0.57 against 0.93 / 0.93 now, ``make bench-range``).
 
 ``tile_scan`` values: ``"all"`` (every tile on every frame where a palm search runs; what
 static images always do) or ``"round_robin"`` (streams: besides the whole-frame pass, a
@@ -94,8 +97,8 @@ OVERLAP_FRACTION = 0.3
 #: A tile palm whose box comes this close (fraction of the tile) to an inner tile edge is dropped ...
 EDGE_MARGIN = 0.02
 #: ... its box grown first by this share of its long side on every side (a cut palm's box can
-#: lie a little inside the visible part).
-EDGE_CLEARANCE = 0.25
+#: lie inside the visible part; 0.25 let an elbow cut by a tile edge through as a hand).
+EDGE_CLEARANCE = 0.5
 #: ``round_robin``: tiles scanned per palm search of a camera, on average (see ``RoundRobin``).
 ROUND_ROBIN_RATE = Fraction(1, 2)
 #: Phase step between the round-robin schedules of successive cameras (golden-ratio
