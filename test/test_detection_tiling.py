@@ -44,7 +44,7 @@ PLACE = (700, 450)
 #: scenes; every one within twice that. The reference is the tight crop read by tracking
 #: mode until it settles (``_tight_reference``): one static reading of a hand this small
 #: moves by 2-7.6 % between crops (the palm, so the hand region, differs), the settled one
-#: does not. Measured: tracking 0.5-1.9 % (mean 1.0 %); static, 12 scenes, 0.5-1.7 % (mean 1.1 %).
+#: does not. Measured: tracking 0.5-1.9 % (mean 1.0 %); static, 12 scenes, 0.5-2.1 % (mean 1.2 %).
 KEYPOINT_BOUND = 0.015
 #: Against one static whole-frame reading (``off``) of a large hand: that reading's own spread.
 STATIC_SPREAD = 0.06
