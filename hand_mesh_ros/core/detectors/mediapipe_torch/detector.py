@@ -76,7 +76,8 @@ class _CameraState:
 class _Hand:
     item: int
     roi: Roi
-    tracked: bool = False
+    #: a new hand (from a palm) of a frame with tiles: refined by ``_refine``
+    refine: bool = False
 
 
 def check_image(image: np.ndarray) -> None:
@@ -224,13 +225,14 @@ class MediaPipeTorchHandDetector:
             ok = state is not None and not self.static_image_mode and state.size == sizes[k]
             tracked[k] = state.rois if ok else []
         searched = [k for k in ks if len(tracked[k]) < self.max_hands]
-        palm_rois = self._palm_rois(images, sizes, searched, {k: items[k][0] for k in searched})
-        tiled = {k for k in searched if self._has_tiles(*sizes[k])}
-        hands = [_Hand(k, roi, any(roi is t for t in tracked[k])) for k in ks
+        grids = {k: tiling.frame_tiles(self.detection_tiling, *sizes[k]) for k in searched}
+        palm_rois = self._palm_rois(images, sizes, grids, {k: items[k][0] for k in searched})
+        tiled = {k for k in searched if grids[k]}
+        hands = [_Hand(k, roi, k in tiled and not any(roi is t for t in tracked[k])) for k in ks
                  for roi in associate(palm_rois.get(k, []), tracked[k], min_iou=TRACKING_IOU)]
-        hands.sort(key=lambda hand: hand.item in tiled and not hand.tracked)  # stable: tracked hands first
+        hands.sort(key=lambda hand: (hand.item, hand.refine))  # grouped by image; tracked hands first
         reads = [self._read(hand, out, *sizes[hand.item]) for hand, out in zip(hands, self._landmarks(images, hands))]
-        self._refine(images, sizes, tiled, hands, reads)
+        self._refine(images, sizes, hands, reads)
         next_rois: Dict[int, List[Roi]] = {k: [] for k in ks}
         kept: Dict[int, List[Roi]] = {k: [] for k in tiled}
         for hand, read in zip(hands, reads):
@@ -267,14 +269,14 @@ class MediaPipeTorchHandDetector:
             return None
         return (lm, world, lmk.tracking_roi(lm)) + lmk.handedness(left_score)
 
-    def _refine(self, images, sizes, tiled: set, hands: List[_Hand], reads: list) -> None:
+    def _refine(self, images, sizes, hands: List[_Hand], reads: list) -> None:
         """Hands of frames with tiles found from a palm (not tracked): ``REFINE_PASSES`` more
         landmark passes, each on the ROI of the previous landmarks (what tracking mode reads
         on the next frame), all such hands in one forward per pass; ``reads`` replaced in
         place (None once the hand is not present)."""
         for _ in range(REFINE_PASSES):
             redo = [i for i, (hand, read) in enumerate(zip(hands, reads))
-                    if hand.item in tiled and not hand.tracked and read is not None and read[2].is_valid()]
+                    if hand.refine and read is not None and read[2].is_valid()]
             if not redo:
                 return
             again = [_Hand(hands[i].item, reads[i][2]) for i in redo]
@@ -290,17 +292,19 @@ class MediaPipeTorchHandDetector:
         kept.append(roi)
         return True
 
-    def _palm_rois(self, images, sizes, ks: List[int],
+    def _palm_rois(self, images, sizes, grids: Dict[int, Tuple[tiling.Tile, ...]],
                    cameras: Optional[Dict[int, str]] = None) -> Dict[int, List[Roi]]:
-        """Hand ROIs from the palm detector for the images ``ks``: the whole frames and the
-        tiles scanned on them (``_tiles_to_scan``) in one forward; per image, the tile palm
-        candidates the tiles are for (``_tile_candidates``) are mapped into the whole
-        frame's letterbox coordinates and merged with the whole-frame candidates by the
-        weighted NMS."""
+        """Hand ROIs from the palm detector for the images ``k`` of ``grids`` (each image's
+        tiles, ``tiling.frame_tiles``): the whole frames and the tiles scanned on them
+        (``_tiles_to_scan``) in one forward; per image, the tile palm candidates the tiles are
+        for (``_tile_candidates``) are mapped into the whole frame's letterbox coordinates and
+        merged with the whole-frame candidates by the weighted NMS; up to ``max_hands`` palms,
+        ``TILED_PALMS * max_hands`` for an image with tiles."""
+        ks = list(grids)
         if not ks:
             return {}
         cameras = cameras or {}
-        scans = {k: self._tiles_to_scan(cameras.get(k, "default"), *sizes[k]) for k in ks}
+        scans = {k: self._tiles_to_scan(cameras.get(k, "default"), grids[k]) for k in ks}
         crops, first = [], {}
         for k in ks:
             first[k] = sum(c.shape[0] for c in crops)
@@ -317,7 +321,7 @@ class MediaPipeTorchHandDetector:
                 candidates = np.concatenate([candidates] + [self._tile_candidates(rows[index == first[k] + 1 + i], t, w, h)
                                                             for i, t in enumerate(scans[k])])
             pad = palm.letterbox(w, h)[1]
-            palms = palm.weighted_nms(candidates)[: self.max_hands * (TILED_PALMS if self._has_tiles(w, h) else 1)]
+            palms = palm.weighted_nms(candidates)[: self.max_hands * (TILED_PALMS if grids[k] else 1)]
             rois = [palm.hand_roi(palm.remove_letterbox(p, pad), w, h) for p in palms]
             out[k] = [r for r in rois if r.is_valid()]
         return out
@@ -328,14 +332,10 @@ class MediaPipeTorchHandDetector:
         the whole frame's letterbox coordinates."""
         return tiling.to_letterbox(rows[~tiling.tile_rejects(rows, tile)], tile, w, h)
 
-    def _has_tiles(self, w: int, h: int) -> bool:
-        """Whether a W x H frame gets tiles under ``detection_tiling``."""
-        return bool(tiling.frame_tiles(self.detection_tiling, w, h))
-
-    def _tiles_to_scan(self, camera: str, w: int, h: int) -> List[tiling.Tile]:
-        """The tiles of a W x H frame of ``camera`` scanned on this palm search: all of them
-        in static-image mode or with ``tile_scan: all``, else the camera's round-robin share."""
-        grid = tiling.frame_tiles(self.detection_tiling, w, h)
+    def _tiles_to_scan(self, camera: str, grid: Tuple[tiling.Tile, ...]) -> List[tiling.Tile]:
+        """The tiles of a frame of ``camera`` with tiles ``grid`` scanned on this palm search:
+        all of them in static-image mode or with ``tile_scan: all``, else the camera's
+        round-robin share."""
         if not grid or self.static_image_mode or self.tile_scan == "all":
             return list(grid)
         if camera not in self._schedules:
@@ -343,21 +343,16 @@ class MediaPipeTorchHandDetector:
         return self._schedules[camera].next_tiles(grid)
 
     def _landmarks(self, images, hands: List[_Hand]) -> List[Tuple[np.ndarray, float, float, np.ndarray]]:
-        """Landmark network outputs per hand, in the order of ``hands`` (all hands of all
-        images in one forward; the crops are cut image by image)."""
+        """Landmark network outputs per hand (all hands of all images in one forward)."""
         if not hands:
             return []
-        crops, order = [], []
-        for k in dict.fromkeys(h.item for h in hands):
-            group = [i for i, h in enumerate(hands) if h.item == k]
-            affines = [crop_affine(hands[i].roi, lmk.INPUT_SIZE, lmk.INPUT_SIZE) for i in group]
+        crops = []
+        for k in dict.fromkeys(h.item for h in hands):  # hands are grouped by image, in order
+            affines = [crop_affine(h.roi, lmk.INPUT_SIZE, lmk.INPUT_SIZE) for h in hands if h.item == k]
             crops.append(self._crops(images[k], affines, lmk.INPUT_SIZE, "replicate"))
-            order += group
         landmarks, presence, left, world = (o.cpu().numpy() for o in
                                             self._forward(self.landmark_net, torch.cat(crops).permute(0, 3, 1, 2)))
-        row = {i: r for r, i in enumerate(order)}
-        return [(landmarks[row[i]], float(presence[row[i], 0]), float(left[row[i], 0]), world[row[i]])
-                for i in range(len(hands))]
+        return [(landmarks[i], float(presence[i, 0]), float(left[i, 0]), world[i]) for i in range(len(hands))]
 
     def _image(self, image: np.ndarray):
         """The image as the crop backend reads it: on the device (torch) or in host memory."""

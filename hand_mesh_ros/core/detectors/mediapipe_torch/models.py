@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Optional, Tuple, Union
 
 from ....config import BY_NAME, check_value
-from ....config import DETECTOR_MODELS as MODEL_VARIANTS  # ``detector_model`` values: "full", "lite"
 
 #: The mediapipe release whose model files this detector is built and tested for.
 MEDIAPIPE_VERSION = "0.10.21"
