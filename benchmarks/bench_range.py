@@ -66,10 +66,12 @@ def main(argv=None) -> int:
 
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     crops = [int(c) for c in args.crops.split(",")]
-    tilings = ["off"] + [t if t == "auto" else int(t) for t in args.tilings.split(",")]
-    hands = hs.source_hands(args.data, _detector("off"))
-    photos = hs.backgrounds()
+    from hand_mesh_ros.core.detectors.mediapipe_torch.tiling import parse_tiling
+
+    tilings = ["off"] + [parse_tiling(t) for t in args.tilings.split(",")]
     dets = {t: _detector(t) for t in tilings}
+    hands = hs.source_hands(args.data, dets["off"])
+    photos = hs.backgrounds()
     print(f"hands: {len(hands)} real hands from {args.data}; backgrounds: {len(photos)} scikit-image photographs")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     head = " ".join(f"{'recall ' + str(t):>12}" for t in tilings)

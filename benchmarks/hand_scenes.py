@@ -85,13 +85,11 @@ class PastedHand:
     others: Tuple[np.ndarray, ...] = ()
 
 
-def _rgb(path: Path) -> np.ndarray:
-    import cv2
+def read_rgb(path: Path) -> np.ndarray:
+    """One image file as (H, W, 3) uint8 RGB (``frames.FrameSource``)."""
+    from hand_mesh_ros.frames import FrameSource
 
-    img = cv2.imread(str(path))
-    if img is None:
-        raise FileNotFoundError(path)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return next(iter(FrameSource(path))).image
 
 
 def cut_hand(image: np.ndarray, keypoints: np.ndarray, name: str,
@@ -119,11 +117,11 @@ def source_hands(data: Path, detector) -> List[SourceHand]:
 
     out = []
     for name in STILLS:
-        img = _rgb(data / name)
+        img = read_rgb(data / name)
         dets = sorted(detector.detect(img), key=lambda d: d.bbox[0])
         for k, det in enumerate(dets):
             out.append(cut_hand(img, det.keypoints_2d, f"{name}#{k}", [d.keypoints_2d for d in dets if d is not det]))
-    frames = [f.image for f in FrameSource(data / VIDEO, max(VIDEO_FRAMES) + 1)]
+    frames = {f.index: f.image for f in FrameSource(data / VIDEO, max(VIDEO_FRAMES) + 1) if f.index in VIDEO_FRAMES}
     for t in VIDEO_FRAMES:
         dets = detector.detect(frames[t])
         if dets:
@@ -171,7 +169,7 @@ def people_frames(data: Path) -> List[np.ndarray]:
     """Hand-free frames with a person's skin: ``PEOPLE`` below its hands (``PEOPLE_ROWS`` of
     the image, and of its ``PEOPLE_LENSES`` views), each also mirrored: 8 frames of
     1200x799, (H, W, 3) uint8 RGB."""
-    img = _rgb(data / PEOPLE)
+    img = read_rgb(data / PEOPLE)
     views = [img] + [lens_view(img, m, c) for m, c in PEOPLE_LENSES.items()]
     out = [np.ascontiguousarray(v[PEOPLE_ROWS]) for v in views]
     return out + [np.ascontiguousarray(v[:, ::-1]) for v in out]

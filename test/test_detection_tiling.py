@@ -58,13 +58,12 @@ def detectors(tmp_path_factory):
 
     def make(**kw):
         """A detector (static mode unless told); with no arguments, one shared plain one."""
-        if not kw and plain:
+        if not kw:
+            if not plain:
+                plain.append(MediaPipeTorchHandDetector(cache_dir=cache, static_image_mode=True))
             return plain[0]
         kw.setdefault("static_image_mode", True)
-        det = MediaPipeTorchHandDetector(cache_dir=cache, **kw)
-        if len(kw) == 1 and not plain:
-            plain.append(det)
-        return det
+        return MediaPipeTorchHandDetector(cache_dir=cache, **kw)
 
     return make
 
@@ -72,7 +71,7 @@ def detectors(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hand(hands_data, detectors):
     """The open hand of hand_landmarker_test_image.jpg, cut out with its keypoint box."""
-    img = hs._rgb(hands_data / "mediapipe_samples" / "hand_landmarker_test_image.jpg")
+    img = hs.read_rgb(hands_data / "mediapipe_samples" / "hand_landmarker_test_image.jpg")
     (det,) = detectors().detect(img)
     return hs.cut_hand(img, det.keypoints_2d, "hand_landmarker_test_image")
 
@@ -139,7 +138,8 @@ def test_small_hand_missed_whole_frame_is_found_with_tiles(detectors, tracker, h
     _assert_close_to_reference(found[0], _tight_reference(tracker, frame, _tight_window(pasted)))
 
 
-def test_static_keypoints_of_small_hands_match_the_hand_alone(detectors, hand, background):
+@pytest.mark.parametrize("noise_seed", [None, 1])
+def test_static_keypoints_of_small_hands_match_the_hand_alone(detectors, tracker, hand, background, noise_seed):
     """Static mode, 12 scenes (crops 80, 96, 120 px at four places of a 1920x1080 frame):
     one hand each, keypoints within 1.5 % of the box diagonal of the same hand alone in a
     tight crop, mean over the scenes; every scene within 3 %."""
@@ -147,11 +147,12 @@ def test_static_keypoints_of_small_hands_match_the_hand_alone(detectors, hand, b
     errors = []
     for crop in (80, 96, 120):
         for place in ((700, 450), (300, 300), (1200, 600), (1500, 200)):
-            frame, pasted = _scene(background, hand, place, crop)
+            frame, pasted = _scene(background, hand, place, crop, noise_seed)
             found = tiled.detect(frame)
             assert len(found) == 1 and hs.found(found, pasted), (crop, place)
-            ref = _tight_reference(detectors(static_image_mode=False, max_hands=1), frame, _tight_window(pasted))
-            errors.append(_error(found[0], ref))
+            tracker.reset()
+            errors.append(_error(found[0], _tight_reference(tracker, frame, _tight_window(pasted))))
+    print(f"static keypoint errors: mean {np.mean(errors):.2%}, max {max(errors):.2%}")
     assert np.mean(errors) <= KEYPOINT_BOUND and max(errors) <= 2 * KEYPOINT_BOUND, np.round(errors, 4)
 
 
@@ -178,7 +179,7 @@ def test_small_hand_is_acquired_by_round_robin_within_the_bound_and_then_tracked
             continue
         assert len(dets) == 1 and hs.found(dets, pasted), t
         if t >= acquired + 2:  # both regions from the landmarks by now
-            errors.append(np.median(np.linalg.norm(dets[0].keypoints_2d - ref, axis=1)) / _diagonal(ref))
+            errors.append(_error(dets[0], ref))
         if t >= acquired + 12:
             break
     assert acquired is not None and acquired < bound, acquired
@@ -253,11 +254,11 @@ def _whole_frame_rois(det, image):
 def test_off_is_exactly_the_whole_frame_search(detectors, hands_data, hand, background):
     det = detectors(max_hands=3)
     assert det.detection_tiling == "off"
-    images = [hs._rgb(hands_data / "hamer_example_data" / n) for n in ("test1.jpg", "test5.jpg")]
+    images = [hs.read_rgb(hands_data / "hamer_example_data" / n) for n in ("test1.jpg", "test5.jpg")]
     images.append(_scene(background, hand, PLACE)[0])
     for img in images:
         h, w = img.shape[:2]
-        got = det._palm_rois({0: img}, {0: (w, h)}, [0])[0]
+        got = det._palm_rois({0: img}, {0: (w, h)}, {0: ()})[0]
         assert got == _whole_frame_rois(det, img)
 
 
@@ -317,7 +318,7 @@ def test_one_batched_forward_gives_the_palms_of_tiles_run_one_by_one(detectors, 
 def test_large_hands_barely_move_with_tiling(detectors, hands_data):
     """test5.jpg (1200x1799, two hands ~390 px tall): the same hands with tiling on, keypoints
     within the bound of the whole-frame result."""
-    img = hs._rgb(hands_data / "hamer_example_data" / "test5.jpg")
+    img = hs.read_rgb(hands_data / "hamer_example_data" / "test5.jpg")
     off, auto = detectors(max_hands=3).detect(img), detectors(max_hands=3, detection_tiling="auto").detect(img)
     assert sorted(d.side for d in off) == sorted(d.side for d in auto) == [0, 1]
     for d in auto:
