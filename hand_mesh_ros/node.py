@@ -162,7 +162,6 @@ class HandMeshNode(Node):
         """Decode the frames (skipping bad ones), run the pipeline on them as one batch, publish."""
         batch, taken = [], []
         for camera, frame in frames.items():
-            frame = Frame(*frame)
             t0 = time.perf_counter()
             try:
                 stamp = stamp_ns(frame.image)
@@ -171,6 +170,9 @@ class HandMeshNode(Node):
                 batch.append(self.streams[camera].decode(frame))
             except FrameSkip as e:
                 self._skip(camera, e.reason, str(e))
+                continue
+            except Exception:  # a fault decoding this frame: counted, logged; the others go on
+                self._failed([camera])
                 continue
             taken.append((frame, (time.perf_counter() - t0) * 1e3))
         if not batch:
@@ -188,13 +190,18 @@ class HandMeshNode(Node):
                                                           total=_since_ms(frame.received)))
                 done += 1
         except Exception:  # keep the node alive; the traceback says what broke
-            if not self.context.ok():  # Ctrl-C shut rclpy down under this batch: stopping, not an error
-                return
-            self.counters.error()
-            for item in batch[done:]:
-                self.counters.skipped(item.camera, "processing_error")
-            self.get_logger().error("processing failed:\n" + traceback.format_exc(),
-                                    throttle_duration_sec=WARN_THROTTLE_S)
+            self._failed([item.camera for item in batch[done:]])
+
+    def _failed(self, cameras: List[str]) -> None:
+        """The frames of ``cameras`` failed with the exception being handled: each counted as
+        skipped (``processing_error``), the traceback logged; nothing while shutting down
+        (Ctrl-C shut rclpy down under the batch: stopping, not an error)."""
+        if not self.context.ok():
+            return
+        self.counters.error()
+        for camera in cameras:
+            self.counters.skipped(camera, "processing_error")
+        self.get_logger().error("processing failed:\n" + traceback.format_exc(), throttle_duration_sec=WARN_THROTTLE_S)
 
     def _reports(self) -> List[diagnostics.Report]:
         for stream in self.streams.values():

@@ -8,7 +8,11 @@ What a black-box probe found, each checked here:
 * after a pause in a stream, the first image arriving before its CameraInfo was processed with
   assumed intrinsics and a false "no CameraInfo" warning;
 * "using its intrinsics again" was logged on the first CameraInfo;
-* ``/diagnostics`` said ``detector: auto`` instead of the detector that runs.
+* ``/diagnostics`` said ``detector: auto`` instead of the detector that runs;
+
+and what a review of the code found: a CameraInfo later than the give-up brought back a frame
+already counted as skipped; a re-sent image with the stamp of a waiting one replaced it
+uncounted; a fault while decoding a frame ended the worker with the batch uncounted.
 
 ROS-free parts (``CameraInfoWatch``, ``AwaitingCameraInfo``, ``LatestFrames``) are tested with
 explicit times; the node with its real subscriptions in one process (reliable depth-1 inputs,
@@ -59,6 +63,25 @@ def test_awaiting_camera_info_resolves_each_image_once():
     a.resolve(40)  # the pair came out before its image callback
     assert not a.arrived(40, 0.3) and len(a) == 0
     assert a.arrived(50, 0.4) and a.expired(1.3) == [] and a.expired(1.5) == [50]
+
+
+def test_awaiting_camera_info_refuses_a_pair_for_an_image_given_up():
+    a = AwaitingCameraInfo(give_up_s=1.0)
+    assert a.arrived(10, 0.0) and a.arrived(20, 0.5)
+    assert a.expired(1.2) == [10]
+    assert not a.resolve(10)  # its CameraInfo comes after all: the image was counted as skipped
+    assert a.overtaken(30) == [20] and not a.resolve(20)
+    assert a.arrived(30, 1.3) and a.resolve(30) and len(a) == 0
+    assert a.resolve(40) and not a.arrived(40, 1.4)  # paired before its image callback: still fine
+
+
+def test_latest_frames_counts_a_re_sent_image_with_the_same_stamp_as_dropped():
+    dropped = []
+    slot = LatestFrames(on_drop=dropped.append)
+    first, again = (_img_msg(np.zeros((4, 4, 3), np.uint8), 1e9) for _ in range(2))
+    slot.put("cam", Frame(first, None, 1.0))
+    slot.put("cam", Frame(again, None, 2.0))  # another message, same stamp: latest wins
+    assert dropped == ["cam"] and slot.take(0.0)["cam"].image is again
 
 
 def test_latest_frames_counts_replaced_frames_as_dropped():
@@ -200,6 +223,53 @@ def test_after_a_pause_an_image_before_its_camera_info_uses_the_intrinsics(small
         last = next(i for i in g.items if abs(i.stamp * 1e9 - _ns(c.header.stamp)) < 1e3)
         assert last.intrinsics is not None and not last.intrinsics.assumed
         assert not [x for x in log.warnings if "no CameraInfo on" in x]
+    finally:
+        g.close()
+
+
+def test_a_camera_info_after_the_give_up_does_not_bring_the_frame_back(small_rgb):
+    """The callbacks driven directly: an image given up (camera_info_timeout) whose pair the
+    synchronizer still emits later stays skipped, counted once."""
+    g = Graph([Parameter("camera_info_timeout", value=0.3)])
+    stream = g.node.streams["image"]
+    h, w = small_rgb.shape[:2]
+    try:
+        t0 = time.time_ns()
+        a, b = (_img_msg(small_rgb, t0 + k * 100_000_000) for k in range(2))
+        stream.on_pair(a, camera_info_msg(w, h, a.header))
+        stream.on_image(a)
+        stream.on_image(b)  # its CameraInfo is late
+        _wait(lambda: g.node.stats["skipped"] == 1, 20, "b given up")  # by the diagnostics timer's sweep
+        stream.on_pair(b, camera_info_msg(w, h, b.header))  # ... later than camera_info_timeout
+        g.send(small_rgb, t0 + 200_000_000, info=True)  # the next frame: b, if it went on, is ahead of it
+        s = g.settled(3)
+        assert s["processed"] == 2 and s["skipped_by_reason"] == {"no_camera_info": 1} and s["dropped"] == 0
+        assert len(g.items) == 2
+        g.diagnosed(s)
+    finally:
+        g.close()
+
+
+def test_a_fault_decoding_a_frame_is_counted_and_the_node_goes_on(small_rgb):
+    g = Graph([])
+    stream = g.node.streams["image"]
+    decode, calls = stream.decode, []
+
+    def faulty(frame):
+        calls.append(frame)
+        if len(calls) == 1:
+            raise RuntimeError("a fault in decoding")
+        return decode(frame)
+
+    stream.decode = faulty
+    try:
+        t0 = time.time_ns()
+        g.send(small_rgb, t0, info=True)
+        _wait(lambda: g.node.stats["skipped"] == 1, 20, "the first frame counted")
+        g.send(small_rgb, t0 + 100_000_000, info=True)
+        s = g.settled(2)
+        assert s["processed"] == 1 and s["skipped_by_reason"] == {"processing_error": 1}
+        g.diagnosed(s)
     finally:
         g.close()
 

@@ -207,7 +207,7 @@ class LatestFrames:
         """Queue ``frame`` as the camera's newest; a waiting older one is dropped."""
         with self._cond:
             old = self._pending.get(camera)
-            same = old is not None and stamp_ns(old.image) == stamp_ns(frame.image)
+            same = old is not None and old.image is frame.image
             if same:  # the same image, now with its CameraInfo: keep its arrival time
                 frame = frame._replace(received=old.received)
             self._pending[camera] = frame
@@ -248,6 +248,13 @@ class LatestFrames:
             self._cond.notify_all()
 
 
+def _remember(kept: Dict[int, None], stamp: int, most: int) -> None:
+    """Add ``stamp`` to the insertion-ordered ``kept``, forgetting the oldest beyond ``most``."""
+    kept[stamp] = None
+    while len(kept) > most:
+        del kept[next(iter(kept))]
+
+
 class AwaitingCameraInfo:
     """The images of one camera that arrived and wait for their CameraInfo (thread-safe).
 
@@ -256,17 +263,21 @@ class AwaitingCameraInfo:
     the camera went on: latest frame wins) and :meth:`expired` (waited ``give_up_s``), for the
     node to count as skipped. A pair may come out before the node sees its image (the
     synchronizer runs first); such a stamp is remembered, and its :meth:`arrived` returns False.
+    A stamp given up is remembered too: a pair for it that comes out later (a CameraInfo later
+    than ``give_up_s``, or than a newer frame) is refused by :meth:`resolve`, as the image was
+    counted as skipped already.
 
     Args:
         give_up_s: longest wait for a CameraInfo [s] (the node's ``camera_info_timeout``).
     """
 
-    EARLY_KEPT = 64  # stamps paired before their image callback, remembered
+    EARLY_KEPT = 64  # stamps paired before their image callback, and stamps given up, remembered
 
     def __init__(self, give_up_s: float):
         self.give_up_s = float(give_up_s)
         self._waiting: Dict[int, float] = {}
         self._early: Dict[int, None] = {}
+        self._given_up: Dict[int, None] = {}
         self._lock = threading.Lock()
 
     def arrived(self, stamp: int, now: float) -> bool:
@@ -278,29 +289,33 @@ class AwaitingCameraInfo:
             self._waiting.setdefault(stamp, now)
             return True
 
-    def resolve(self, stamp: int) -> None:
-        """The image of ``stamp`` went on (paired, or alone)."""
+    def resolve(self, stamp: int) -> bool:
+        """The image of ``stamp`` goes on (paired, or alone); False if it was given up already
+        (it must not go on: it was counted as skipped)."""
         with self._lock:
+            if stamp in self._given_up:
+                return False
             if self._waiting.pop(stamp, None) is None:
-                self._early[stamp] = None
-                while len(self._early) > self.EARLY_KEPT:
-                    del self._early[next(iter(self._early))]
+                _remember(self._early, stamp, self.EARLY_KEPT)
+            return True
 
     def overtaken(self, stamp: int) -> List[int]:
         """Remove and return the waiting stamps older than ``stamp`` (a newer frame went on)."""
         with self._lock:
-            old = sorted(s for s in self._waiting if s < stamp)
-            for s in old:
-                del self._waiting[s]
-            return old
+            return self._give_up(s for s in self._waiting if s < stamp)
 
     def expired(self, now: float) -> List[int]:
         """Remove and return the stamps waiting for ``give_up_s`` or longer at ``now`` [s]."""
         with self._lock:
-            old = sorted(s for s, t in self._waiting.items() if now - t >= self.give_up_s)
-            for s in old:
-                del self._waiting[s]
-            return old
+            return self._give_up(s for s, t in self._waiting.items() if now - t >= self.give_up_s)
+
+    def _give_up(self, stamps) -> List[int]:
+        """Remove ``stamps`` from the waiting ones, remember them as given up; sorted (lock held)."""
+        old = sorted(stamps)
+        for s in old:
+            del self._waiting[s]
+            _remember(self._given_up, s, self.EARLY_KEPT)
+        return old
 
     def __len__(self) -> int:
         with self._lock:

@@ -146,7 +146,8 @@ class CameraStream:
                                          f"'{self.topics.camera_info}': using its intrinsics{again}")
         self._counters.set_camera_info(self.key, diagnostics.CAMERA_INFO_OK)
         stamp = stamp_ns(image)
-        self._awaiting.resolve(stamp)
+        if not self._awaiting.resolve(stamp):
+            return  # given up (counted as skipped) before its CameraInfo came
         if self._frames.taken_alone(self.key, stamp):
             return  # taken alone just before its CameraInfo came (the stream had no CameraInfo)
         self._go(image, info, None)
