@@ -56,6 +56,8 @@ class Association:
     def gone(self, keys: Sequence[TrackKey]) -> List[TrackKey]:
         """The keys among ``keys`` whose track no longer exists (dropped or forgotten; a
         track that changed side lives on under its key)."""
+        if not keys:  # the usual case: no track ended in the batch
+            return []
         live = {(camera, t.track_id) for camera, tracker in self._trackers.items() for t in tracker.tracks}
         return [key for key in keys if key not in live]
 

@@ -54,7 +54,7 @@ def create_regressor(name: str, *, mano_model_dir: str = "", checkpoint: str = "
             or the HaMeR config's MANO path ("hamer").
         checkpoint: HaMeR checkpoint ("hamer" only).
         device: torch device of the hand model and of HaMeR.
-        precision: HaMeR's compute precision (``precision.PRECISIONS``).
+        precision: HaMeR's compute precision (``config.PRECISIONS``).
         batch_size: hands per regressor batch (>= 1).
         counters: where the regressor counts the hands it skips.
 
