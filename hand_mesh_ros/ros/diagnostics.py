@@ -107,6 +107,11 @@ class _Camera:
         self.camera_info = CAMERA_INFO_WAITING if topics.camera_info else CAMERA_INFO_UNUSED
 
 
+def _in_flight(totals: Dict[str, int]) -> int:
+    """Frames received and not (yet) processed, dropped or skipped, from ``totals``' counts."""
+    return totals["received"] - totals["processed"] - totals["dropped"] - totals["skipped"]
+
+
 class NodeDiagnostics:
     """Counters and windowed rates / latencies of the node (thread-safe, ROS-free).
 
@@ -217,7 +222,7 @@ class NodeDiagnostics:
             reasons: Dict[str, int] = collections.Counter()
             for c in self._cams.values():
                 reasons.update(c.skip_totals)
-        out["in_flight"] = out["received"] - out["processed"] - out["dropped"] - out["skipped"]
+        out["in_flight"] = _in_flight(out)
         out["errors"] = self.error_total
         out["skipped_by_reason"] = dict(reasons)
         return out
@@ -278,8 +283,7 @@ class NodeDiagnostics:
                    ("window [s]", f"{self.window_s:g}")]
         for key in ("received", "processed", "dropped", "skipped"):
             values.append((f"{key} total", str(c.totals[key])))
-        in_flight = c.totals["received"] - c.totals["processed"] - c.totals["dropped"] - c.totals["skipped"]
-        values.append(("in flight", str(in_flight)))
+        values.append(("in flight", str(_in_flight(c.totals))))
         values += [(f"skipped {reason}", str(n)) for reason, n in sorted(c.skip_totals.items())]
         if t.depth:
             values += [(f"depth {k} total", str(c.totals["depth " + k]))
