@@ -162,6 +162,7 @@ class HandMeshNode(Node):
         """Decode the frames (skipping bad ones), run the pipeline on them as one batch, publish."""
         batch, taken = [], []
         for camera, frame in frames.items():
+            frame = Frame(*frame)  # (image, info[, received]) tuples are taken too (the tests' direct calls)
             t0 = time.perf_counter()
             try:
                 stamp = stamp_ns(frame.image)
