@@ -73,6 +73,9 @@ def test_awaiting_camera_info_refuses_a_pair_for_an_image_given_up():
     assert a.overtaken(30) == [20] and not a.resolve(20)
     assert a.arrived(30, 1.3) and a.resolve(30) and len(a) == 0
     assert a.resolve(40) and not a.arrived(40, 1.4)  # paired before its image callback: still fine
+    assert a.arrived(50, 1.5) and len(a) == 1
+    a.went_alone(50)  # CameraInfo missing on the camera: the image went on without it
+    assert len(a) == 0 and not a.resolve(50)  # its CameraInfo comes after all: it went on already
 
 
 def test_latest_frames_counts_a_re_sent_image_with_the_same_stamp_as_dropped():
@@ -281,5 +284,35 @@ def test_diagnostics_name_the_detector_that_runs():
         values = dict(pipeline.values)
         assert values["detector parameter"] == "auto"
         assert values["detector"] == g.node.pipe.detector_name != "auto"
+    finally:
+        g.close()
+
+
+def test_a_camera_info_for_an_image_that_went_alone_does_not_bring_it_back(small_rgb):
+    """The callbacks driven directly: CameraInfo missing, images go on alone (assumed
+    intrinsics); then the CameraInfo of one of them comes out of the synchronizer after a
+    newer frame was processed. The old image is not processed a second time."""
+    g = Graph([Parameter("camera_info_timeout", value=0.3)])
+    stream = g.node.streams["image"]
+    h, w = small_rgb.shape[:2]
+    try:
+        t0, k = time.time_ns(), 0
+        while not _watch(g).missing:  # a 20 Hz camera without CameraInfo, until found missing
+            stream.on_image(_img_msg(small_rgb, t0 + k * 50_000_000))
+            k += 1
+            time.sleep(0.05)
+        a, b = (_img_msg(small_rgb, t0 + (k + j) * 50_000_000) for j in range(2))
+        stream.on_image(a)  # goes on alone
+        _wait(lambda: any(abs(i.stamp * 1e9 - _ns(a.header.stamp)) < 1e3 for i in g.items), 20, "a processed")
+        stream.on_image(b)
+        _wait(lambda: any(abs(i.stamp * 1e9 - _ns(b.header.stamp)) < 1e3 for i in g.items), 20, "b processed")
+        stream.on_pair(a, camera_info_msg(w, h, a.header))  # a's CameraInfo, late
+        c = g.send(small_rgb, t0 + (k + 2) * 50_000_000, info=True)  # a, if it went on, is ahead of c
+        s = g.settled(k + 3)
+        assert s["processed"] + s["dropped"] + s["skipped"] == k + 3
+        stamps = [round(i.stamp * 1e9) for i in g.items]
+        assert sum(abs(t - _ns(a.header.stamp)) < 1e3 for t in stamps) == 1, stamps
+        assert abs(stamps[-1] - _ns(c.header.stamp)) < 1e3
+        g.diagnosed(s)
     finally:
         g.close()

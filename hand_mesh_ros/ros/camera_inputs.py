@@ -199,7 +199,6 @@ class LatestFrames:
     def __init__(self, on_drop: Callable[[str], None]):
         self._on_drop = on_drop
         self._pending: Dict[str, Frame] = {}
-        self._in_work: Dict[str, Tuple[int, bool]] = {}
         self._last: Dict[str, Tuple[int, bool]] = {}
         self._cond = threading.Condition()
 
@@ -215,12 +214,6 @@ class LatestFrames:
         if old is not None and not same:
             self._on_drop(camera)
 
-    def taken_alone(self, camera: str, stamp: int) -> bool:
-        """The image of ``stamp`` [ns] was taken without CameraInfo by the worker (in work or
-        processed last): its CameraInfo, arriving now, comes too late for it."""
-        with self._cond:
-            return (stamp, False) in (self._in_work.get(camera), self._last.get(camera))
-
     def last_processed(self, camera: str) -> Optional[int]:
         """The stamp [ns] of the camera's last processed frame, or None."""
         with self._cond:
@@ -234,7 +227,6 @@ class LatestFrames:
             if not self._pending:
                 self._cond.wait(timeout)
             taken, self._pending = self._pending, {}
-            self._in_work = {k: (stamp_ns(f.image), f.info is not None) for k, f in taken.items()}
         return taken
 
     def finished(self, camera: str, frame: Frame) -> None:
@@ -263,21 +255,22 @@ class AwaitingCameraInfo:
     the camera went on: latest frame wins) and :meth:`expired` (waited ``give_up_s``), for the
     node to count as skipped. A pair may come out before the node sees its image (the
     synchronizer runs first); such a stamp is remembered, and its :meth:`arrived` returns False.
-    A stamp given up is remembered too: a pair for it that comes out later (a CameraInfo later
-    than ``give_up_s``, or than a newer frame) is refused by :meth:`resolve`, as the image was
-    counted as skipped already.
+    A stamp given up, or sent on alone (:meth:`went_alone`: the camera's CameraInfo is
+    missing), is remembered too: a pair for it that comes out later (a CameraInfo later than
+    ``give_up_s``, or than a newer frame) is refused by :meth:`resolve`, as the image was
+    counted as skipped, or went on, already.
 
     Args:
         give_up_s: longest wait for a CameraInfo [s] (the node's ``camera_info_timeout``).
     """
 
-    EARLY_KEPT = 64  # stamps paired before their image callback, and stamps given up, remembered
+    EARLY_KEPT = 64  # stamps paired before their image callback, and stamps gone (given up or alone), remembered
 
     def __init__(self, give_up_s: float):
         self.give_up_s = float(give_up_s)
         self._waiting: Dict[int, float] = {}
         self._early: Dict[int, None] = {}
-        self._given_up: Dict[int, None] = {}
+        self._gone: Dict[int, None] = {}  # given up or sent on alone
         self._lock = threading.Lock()
 
     def arrived(self, stamp: int, now: float) -> bool:
@@ -290,14 +283,21 @@ class AwaitingCameraInfo:
             return True
 
     def resolve(self, stamp: int) -> bool:
-        """The image of ``stamp`` goes on (paired, or alone); False if it was given up already
-        (it must not go on: it was counted as skipped)."""
+        """The image of ``stamp`` goes on with its CameraInfo; False if it was given up or went
+        on alone already (it must not go on again: it was counted)."""
         with self._lock:
-            if stamp in self._given_up:
+            if stamp in self._gone:
                 return False
             if self._waiting.pop(stamp, None) is None:
                 _remember(self._early, stamp, self.EARLY_KEPT)
             return True
+
+    def went_alone(self, stamp: int) -> None:
+        """The image of ``stamp`` goes on without CameraInfo (missing on the camera): no longer
+        waiting, and a pair for it that comes out later is refused by :meth:`resolve`."""
+        with self._lock:
+            self._waiting.pop(stamp, None)
+            _remember(self._gone, stamp, self.EARLY_KEPT)
 
     def overtaken(self, stamp: int) -> List[int]:
         """Remove and return the waiting stamps older than ``stamp`` (a newer frame went on)."""
@@ -314,7 +314,7 @@ class AwaitingCameraInfo:
         old = sorted(stamps)
         for s in old:
             del self._waiting[s]
-            _remember(self._given_up, s, self.EARLY_KEPT)
+            _remember(self._gone, s, self.EARLY_KEPT)
         return old
 
     def __len__(self) -> int:

@@ -127,7 +127,7 @@ class CameraStream:
         if not self._awaiting.arrived(stamp, now):
             return  # paired already
         if self._watch.missing:
-            self._awaiting.resolve(stamp)
+            self._awaiting.went_alone(stamp)
             self._go(image, None, now)
         self.sweep(now)
 
@@ -147,9 +147,7 @@ class CameraStream:
         self._counters.set_camera_info(self.key, diagnostics.CAMERA_INFO_OK)
         stamp = stamp_ns(image)
         if not self._awaiting.resolve(stamp):
-            return  # given up (counted as skipped) before its CameraInfo came
-        if self._frames.taken_alone(self.key, stamp):
-            return  # taken alone just before its CameraInfo came (the stream had no CameraInfo)
+            return  # given up (counted as skipped), or went on alone, before its CameraInfo came
         self._go(image, info, None)
 
     def _go(self, image, info: Optional[CameraInfo], received: Optional[float]) -> None:
