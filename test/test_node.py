@@ -360,13 +360,23 @@ def _default_ready(n) -> bool:
         and n.count_subscribers("/camera_info") >= 2
 
 
+def _matched(listener) -> bool:
+    """Every subscription the graph shows on /image and /camera_info is matched by the
+    listener's publishers (its own subscriptions count too). Graph discovery alone is not
+    enough: a sample published before the writer matched the node's reader reaches it only
+    on a later heartbeat, seconds late (seen: a first CameraInfo later than
+    camera_info_timeout, its image already given up)."""
+    pubs = (listener.image_pub, listener.info_pub)
+    return all(p.get_subscription_count() >= listener.node.count_subscribers(p.topic_name) for p in pubs)
+
+
 @contextlib.contextmanager
 def node_process(log: Path, *params: str, ready_timeout: float = 90, ready=_default_ready, ros_args=(),
                  standins=None):
     """(listener, node process, env, log): ``python -m hand_mesh_ros.node`` with ``-p`` values
     ``params`` (and further ``ros_args``, e.g. remappings) as its own process in this test
-    process's loopback domain, ready (``ready(listener node)``: its topics on the graph) on
-    entry, stopped on exit. ``standins``: True / False sets ``HAND_MESH_ROS_STANDINS`` for the
+    process's loopback domain, ready (``ready(listener node)``: its topics on the graph, and
+    ``_matched``) on entry, stopped on exit. ``standins``: True / False sets ``HAND_MESH_ROS_STANDINS`` for the
     node (stand-ins / real packages), None keeps this process's environment."""
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
     if standins is not None:
@@ -379,7 +389,7 @@ def node_process(log: Path, *params: str, ready_timeout: float = 90, ready=_defa
                                 env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         n = listener.node
-        _wait(lambda: ready(n), ready_timeout, "the node's topics", proc, log)
+        _wait(lambda: ready(n) and _matched(listener), ready_timeout, "the node's topics", proc, log)
         yield listener, proc, env, log
     finally:
         if proc.poll() is None:
