@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_range.py [--sizes 640x480,1280x720,1920x1080]
                                      [--crops 40,56,80,112,160,240] [--trials 30]
                                      [--free 60] [--tilings auto] [--seed 13] [--json PATH]
+    python benchmarks/bench_range.py --response [--trials 40]
     make bench-range
 
 Frames: ``hand_scenes`` (real hands of ../shared/data/hands cut out with their keypoint box,
@@ -19,6 +20,10 @@ its hands) is an extra one (a misplaced second answer, or a false positive). The
 ``--free`` hand-free frames per frame size (same mosaics, no hand): false positives per
 frame = detections / frames; last, the 8 hand-free frames of a person's arms and elbows of
 ``hand_scenes.people_frames``.
+``--response``: instead, the palm network's response by size (the scale rule of
+``tiling``): the hands pasted straight into its 192 x 192 input at crops of 12-96 px, on
+hand-free mosaics shrunk as a 457 px tile is (``--trials`` inputs per size): the share whose
+best palm candidate centred on the crop scores >= 0.5 (the threshold), >= 0.3, and the median.
 Deterministic: fixed seeds, fixed hands, no timing in the table (the last column is the
 mean ms per frame of the tiled detector, for orientation only).
 """
@@ -51,6 +56,41 @@ def _detector(tiling):
     return MediaPipeTorchHandDetector(max_hands=2, min_score=0.5, static_image_mode=True, detection_tiling=tiling)
 
 
+def palm_response(det, hands, photos, trials: int, seed: int, crops=(12, 16, 20, 24, 28, 32, 40, 48, 64, 80, 96)):
+    """Per crop [px of the palm input]: (share >= 0.5, share >= 0.3, median) of the best
+    palm score centred on a hand pasted at that size into the input (module docstring)."""
+    import cv2
+    import torch
+
+    import hand_scenes as hs
+    from hand_mesh_ros.core.detectors.mediapipe_torch import palm
+
+    n = palm.INPUT_SIZE
+    out = {}
+    for crop in crops:
+        rng = np.random.default_rng(_seed(seed, "response", crop))
+        inputs, boxes = [], []
+        for t in range(trials):
+            # the background at a tile's scale: a 457 px mosaic shrunk to the input
+            background = cv2.resize(hs.mosaic(rng, photos, 457, 457), (n, n), interpolation=cv2.INTER_AREA)
+            hand = hands[t % len(hands)]
+            x0, y0 = (int(v) for v in rng.integers(0, n - crop + 1, 2))
+            boxes.append(hs.paste(background, hand.flipped() if t % 2 else hand, crop, x0, y0).box)
+            inputs.append(background)
+        x = torch.from_numpy(np.stack(inputs)).float().div(255.0).permute(0, 3, 1, 2)
+        index, rows = palm.decode(*det._forward(det.palm_net, x), det.anchors, 0.0)
+        index, rows = index.cpu().numpy(), rows.cpu().numpy()
+        best = []
+        for i, (x0, y0, x1, y1) in enumerate(boxes):
+            r = rows[index == i]
+            cx, cy = (r[:, 1] + r[:, 3]) / 2 * n, (r[:, 2] + r[:, 4]) / 2 * n
+            inside = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)
+            best.append(float(r[inside, 0].max()) if inside.any() else 0.0)
+        best = np.array(best)
+        out[crop] = (float(np.mean(best >= 0.5)), float(np.mean(best >= 0.3)), float(np.median(best)))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="640x480,1280x720,1920x1080")
@@ -61,8 +101,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--response", action="store_true", help="the palm network's response by size instead")
     args = ap.parse_args(argv)
     import hand_scenes as hs
+
+    if args.response:
+        det = _detector("off")
+        table = palm_response(det, hs.source_hands(args.data, det), hs.backgrounds(), args.trials, args.seed)
+        print(f"palm network response, {args.trials} real hands per crop pasted into its 192 x 192 input")
+        print(f"{'crop [px of 192]':>17} {'score>=0.5':>11} {'score>=0.3':>11} {'median':>7}")
+        for crop, (half, third, median) in table.items():
+            print(f"{crop:17d} {half:11.2f} {third:11.2f} {median:7.2f}")
+        if args.json:
+            args.json.write_text(json.dumps({"palm_response": {str(c): v for c, v in table.items()}}, indent=1))
+        return 0
 
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     crops = [int(c) for c in args.crops.split(",")]
