@@ -16,7 +16,7 @@ from .counters import StageCounters
 from .depth import REASONS as DEPTH_REASONS
 from .depth import depth_in_metres
 from .records import Frame
-from .types import CameraIntrinsics, FrameInput
+from .types import CameraIntrinsics, FrameInput, check_rgb_image
 
 
 def check_frames(items: Sequence[FrameInput], counters: StageCounters) -> List[Frame]:
@@ -50,12 +50,8 @@ def check_image(image: np.ndarray, intr: Optional[CameraIntrinsics], camera: str
         ValueError: not an (H, W, 3) uint8 array, an empty image, invalid intrinsics
             (``CameraIntrinsics.validate``), or intrinsics of another image size.
     """
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got "
-                         f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image))}")
+    check_rgb_image(image)
     h, w = image.shape[:2]
-    if h == 0 or w == 0:
-        raise ValueError(f"empty image {w}x{h}")
     if intr is None:
         return CameraIntrinsics.assumed_for(w, h)
     intr.validate()

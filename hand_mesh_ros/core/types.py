@@ -28,6 +28,18 @@ TRANSLATION_DEPTH = 2
 
 NUM_JOINTS = 21
 
+
+
+def check_rgb_image(image) -> None:
+    """Raise ``ValueError`` unless ``image`` is what every stage takes: a non-empty
+    (H, W, 3) uint8 RGB numpy array (the message names the shape and dtype it got)."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got "
+                         f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image).__name__)}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image {image.shape[1]}x{image.shape[0]}")
+
+
 #: 21 joint names in OpenPose/MediaPipe order; used for TF frame names and JSON.
 JOINT_NAMES = (
     "wrist",

@@ -19,7 +19,7 @@ from typing import List
 
 import numpy as np
 
-from ..types import LEFT, RIGHT, Detection
+from ..types import LEFT, RIGHT, Detection, check_rgb_image
 
 
 class MediaPipeHandDetector:
@@ -72,11 +72,8 @@ class MediaPipeHandDetector:
         Raises:
             ValueError: not an (H, W, 3) uint8 array, or an empty image.
         """
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        check_rgb_image(image)
         h, w = image.shape[:2]
-        if h == 0 or w == 0:
-            raise ValueError(f"empty image {w}x{h}")
         result = self._hands.process(np.ascontiguousarray(image))
         if not result.multi_hand_landmarks:
             return []

@@ -66,6 +66,8 @@ import numpy as np
 import scipy.ndimage as ndi
 from skimage.filters import gaussian
 
+from ..types import check_rgb_image
+
 IMAGE_SIZE = 256  # crop side fed to the network [px]
 RESCALE_FACTOR = 2.0  # box -> crop enlargement of the HaMeR demo
 BBOX_SHAPE = (192, 256)  # (width, height) aspect of the ViT input
@@ -129,13 +131,8 @@ def _check_boxes(boxes_xyxy) -> np.ndarray:
 
 
 def _check_image(image_rgb) -> np.ndarray:
-    if not isinstance(image_rgb, np.ndarray) or image_rgb.dtype != np.uint8:
-        kind = getattr(image_rgb, "dtype", type(image_rgb).__name__)
-        raise ValueError(f"image_rgb must be a uint8 numpy array (H, W, 3), got {kind}")
-    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
-        raise ValueError(f"image_rgb must have shape (H, W, 3), got {image_rgb.shape}")
-    if image_rgb.shape[0] == 0 or image_rgb.shape[1] == 0:
-        raise ValueError(f"image_rgb is empty: shape {image_rgb.shape}")
+    """``image_rgb`` as a C-contiguous array, after ``types.check_rgb_image``."""
+    check_rgb_image(image_rgb)
     return np.ascontiguousarray(image_rgb)
 
 

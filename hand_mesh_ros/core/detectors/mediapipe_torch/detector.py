@@ -41,7 +41,7 @@ import torch
 
 from ....config import BY_NAME, check_value
 from ...precision import resolve_precision
-from ...types import LEFT, RIGHT, Detection
+from ...types import LEFT, RIGHT, Detection, check_rgb_image
 from . import landmark as lmk
 from . import palm, tiling
 from .cache import load_network
@@ -78,15 +78,6 @@ class _Hand:
     roi: Roi
     #: a new hand (from a palm) of a frame with tiles: refined by ``_refine``
     refine: bool = False
-
-
-def check_image(image: np.ndarray) -> None:
-    """Raise ``ValueError`` unless ``image`` is a non-empty (H, W, 3) uint8 array."""
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got "
-                         f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image))}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"empty image {image.shape[1]}x{image.shape[0]}")
 
 
 class MediaPipeTorchHandDetector:
@@ -191,7 +182,7 @@ class MediaPipeTorchHandDetector:
             ValueError: an image that is not a non-empty (H, W, 3) uint8 array.
         """
         for _, image in items:
-            check_image(image)
+            check_rgb_image(image)
         results: List[List[Detection]] = [[] for _ in items]
         pending = list(range(len(items)))
         while pending:  # rounds in which every camera appears at most once
