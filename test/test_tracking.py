@@ -312,3 +312,21 @@ def test_reset_forgets_tracks_and_primaries():
     tr.reset()
     (b,) = tr.update([det(100)])
     assert b.track_id > a.track_id and b.primary and tr.tracks == [b]
+
+
+def test_a_camera_twice_in_a_batch_keeps_each_frames_side():
+    """``Association``, one camera twice in a batch (its second image tracked from its first,
+    as ``process_batch`` allows): the second frame turns the track's side (side_hysteresis
+    1), the first frame's hand keeps the side it had."""
+    from hand_mesh_ros.core.association import Association
+    from hand_mesh_ros.core.records import Frame
+    from hand_mesh_ros.core.types import CameraIntrinsics
+
+    a = Association(max_hands=2, track_max_missed=5, side_hysteresis=1, nms_iou=0.5, nms_keypoint_distance=0.1,
+                    static_image_mode=False)
+    img, intr = np.zeros((300, 400, 3), np.uint8), CameraIntrinsics.assumed_for(400, 300)
+    frames = [Frame(0, img, intr, "cam", 1.0, None, [det(200, side=RIGHT)]),
+              Frame(1, img, intr, "cam", 1.1, None, [det(200, side=LEFT, mirror=False)])]
+    hands, _ = a.associate(frames)
+    assert [h.key for h in hands] == [("cam", 1), ("cam", 1)]
+    assert [h.side for h in hands] == [RIGHT, LEFT]

@@ -9,6 +9,7 @@ mode every image starts with no tracks. The keys of the tracks whose per-track s
 """
 from __future__ import annotations
 
+import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .records import Frame, TrackedHand, TrackKey
@@ -50,7 +51,9 @@ class Association:
                 tracker.reset()
             tracks = tracker.update(dets)
             ended += [(frame.camera, i) for i in tracker.take_ended()]
-            hands += [TrackedHand(frame, det, track) for det, track in zip(dets, tracks)]
+            # a copy of each track as this frame left it: a later frame of the same camera in
+            # the batch updates the track (side, primary) before this frame's hands are placed
+            hands += [TrackedHand(frame, det, copy.copy(track)) for det, track in zip(dets, tracks)]
         return hands, ended
 
     def gone(self, keys: Sequence[TrackKey]) -> List[TrackKey]:

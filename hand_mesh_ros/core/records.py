@@ -60,7 +60,7 @@ class TrackedHand:
         frame: the image it was seen in.
         detection: the detector's output (box, score, 2D keypoints [px] of the raw image,
             3D keypoints [m] or None).
-        track: its track (id, side after hysteresis, primary flag).
+        track: its track (id, side after hysteresis, primary flag) as this frame left it (a copy).
     """
 
     frame: Frame
