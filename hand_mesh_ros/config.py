@@ -294,7 +294,11 @@ def check_together(values: Mapping[str, Any]) -> None:
         raise ValueError(f"parameter 'detection_tiling': {get('detection_tiling')!r} needs detector "
                          "'mediapipe_torch' or 'auto' (MediaPipe's CPU graph searches whole frames only); "
                          "with detector 'mediapipe' allowed: auto (no effect) or off")
-    topics = [t for t in get("image_topics") or [] if t]
+    images, depths = get("image_topics") or [], get("depth_topics") or []
+    if get("use_depth") and images and depths and len(depths) != len(images):
+        raise ValueError(f"parameter 'depth_topics': {len(depths)} topics for {len(images)} image_topics; "
+                         "allowed: one per image topic, or [] for the RealSense layout")
+    topics = [t for t in images if t]
     if len(set(topics)) != len(topics):
         raise ValueError(f"parameter 'image_topics': {topics!r} is not allowed; allowed: distinct topic names")
 

@@ -74,6 +74,12 @@ def test_rules_between_parameters():
         config.check_values({"precision": "fp16", "device": "cpu"})
     with pytest.raises(ValueError, match="parameter 'image_topics'.*distinct"):
         config.check_values({"image_topics": ["/a", "/a"]})
+    with pytest.raises(ValueError, match="parameter 'depth_topics': 1 topics for 2 image_topics"):
+        config.check_values({"image_topics": ["/a", "/b"], "depth_topics": ["/d"], "use_depth": True})
+    config.check_values({"image_topics": ["/a", "/b"], "depth_topics": ["/d"], "use_depth": False})  # not used
+    config.check_values({"image_topics": [], "depth_topics": ["/d"], "use_depth": True})  # one camera on 'image'
+    with pytest.raises(ValueError, match="parameter 'detection_tiling': 600 needs detector"):
+        config.check_values({"detector": "mediapipe", "detection_tiling": 600})
     with pytest.raises(ValueError, match="unknown parameter 'maxhands'"):
         config.check_values({"maxhands": 2})
 

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from hand_mesh_ros.config import TRANSPORTS
+from hand_mesh_ros.config import TRANSPORTS, check_together
 from hand_mesh_ros.ros.diagnostics import CameraTopics
 from hand_mesh_ros.ros.sync import stamp_ns
 
@@ -57,14 +57,13 @@ def camera_topics(image_topics: Sequence[str], depth_topics: Sequence[str] = (),
         One ``CameraTopics`` per camera, ``key`` = the image topic as given.
 
     Raises:
-        ValueError: ``depth_topics`` given with another length than ``image_topics``.
+        ValueError: ``depth_topics`` given with another length than ``image_topics``
+            (``config.check_together``).
     """
     if not image_topics:
         return [CameraTopics("image", "image", "camera_info" if use_camera_info else "",
                              "depth" if use_depth else "")]
-    if use_depth and depth_topics and len(depth_topics) != len(image_topics):
-        raise ValueError(f"parameter 'depth_topics': {len(depth_topics)} topics for {len(image_topics)} "
-                         "image_topics; allowed: one per image topic, or [] for the RealSense layout")
+    check_together({"image_topics": list(image_topics), "depth_topics": list(depth_topics), "use_depth": use_depth})
     out = []
     for k, t in enumerate(image_topics):
         info = posixpath.join(posixpath.dirname(t), "camera_info") if use_camera_info else ""

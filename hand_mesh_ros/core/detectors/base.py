@@ -5,7 +5,7 @@ from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
-from ...config import BY_NAME, DETECTOR_MODELS, DETECTORS, check_value
+from ...config import BY_NAME, DETECTOR_MODELS, DETECTORS, check_together, check_value
 from ..types import Detection
 
 
@@ -152,12 +152,9 @@ def check_tiling_support(name: str, detection_tiling) -> Optional[str]:
     """
     if name != "mediapipe" or detection_tiling == "off":
         return None
-    if detection_tiling == "auto":
-        return ("detector 'mediapipe': detection_tiling 'auto' has no effect (MediaPipe's CPU graph searches "
-                "whole frames only); detector 'mediapipe_torch' or 'auto' finds small hands in large frames")
-    raise ValueError(f"parameter 'detection_tiling': {detection_tiling!r} needs detector 'mediapipe_torch' or "
-                     f"'auto' (MediaPipe's CPU graph searches whole frames only); with detector 'mediapipe' "
-                     f"allowed: 'auto' (no effect) or 'off'")
+    check_together({"detector": name, "detection_tiling": detection_tiling})  # the rule refusing a tile side
+    return ("detector 'mediapipe': detection_tiling 'auto' has no effect (MediaPipe's CPU graph searches "
+            "whole frames only); detector 'mediapipe_torch' or 'auto' finds small hands in large frames")
 
 
 def create_detector(name: str, max_hands: int = 2, min_score: float = 0.5, mirrored: bool = False,
