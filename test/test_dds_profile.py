@@ -82,9 +82,14 @@ def test_not_applied_when_dev_shm_is_small():
 #: images sent; the camera waits (at most ACK_TIMEOUT_S) for the node's ack of each
 IMAGES = 20
 ACK_TIMEOUT_S = 60
+#: Why the probe processes end with ``os._exit``: Fast DDS 3.2 can busy-wait for ever in
+#: ``DomainParticipant::set_listener`` while ``rmw_destroy_node`` destroys the participant
+#: (seen in a CI run: the camera probe at 97 % CPU for minutes after its last ack, the node
+#: probe gone; gdb showed that frame). What this test checks ends with the printed lines.
+TEARDOWN = "destroy_node can hang in Fast DDS 3.2, see TEARDOWN in the test module"
 
 PUBLISHER = textwrap.dedent(f"""
-    import sys, time, zlib
+    import os, sys, time, zlib
     import numpy as np
     from hand_mesh_ros.ros import dds_profile
     if sys.argv[1] == "profile":
@@ -114,12 +119,11 @@ PUBLISHER = textwrap.dedent(f"""
         msg.header.stamp.sec = k
         pub.publish(msg)
         wait(lambda: k in acked, "the ack of image %d" % k)  # the next image once this one arrived
-    node.destroy_node()
-    rclpy.shutdown()
+    os._exit(0)  # no teardown ({TEARDOWN})
 """)
 
 SUBSCRIBER = textwrap.dedent(f"""
-    import sys, time, zlib
+    import os, sys, time, zlib
     import numpy as np
     from hand_mesh_ros.ros import dds_profile
     if sys.argv[1] == "profile":
@@ -144,8 +148,7 @@ SUBSCRIBER = textwrap.dedent(f"""
     ack.wait_for_all_acked(Duration(seconds={ACK_TIMEOUT_S}))  # the last ack delivered before this writer goes
     print("received", len(got), "intact", sum(ok for *_, ok in got),
           "sizes", sorted(set((w, h, n) for w, h, n, _ in got)), flush=True)
-    node.destroy_node()
-    rclpy.shutdown()
+    os._exit(0)  # no teardown ({TEARDOWN})
 """)
 
 
