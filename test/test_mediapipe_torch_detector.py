@@ -89,8 +89,9 @@ def test_static_images_match_mediapipe_solution(golden_mediapipe, hands_data, ca
 def test_tensor_crops_match_opencv_warp(hands_data):
     """The device sampler against cv2.warpPerspective (what MediaPipe's CPU graph runs) on
     rotated ROIs inside, across and far outside a real image, both borders, up- and
-    down-sampling: at most one grey level apart, on few pixels."""
-    from hand_mesh_ros.core.detectors.mediapipe_torch.crops import sample_crops, warp_crops_opencv
+    down-sampling: at most one grey level apart, on few pixels. 21 crops: the sampler cuts
+    them in two chunks (``crops.CHUNK``)."""
+    from hand_mesh_ros.core.detectors.mediapipe_torch.crops import CHUNK, sample_crops, warp_crops_opencv
     from hand_mesh_ros.core.detectors.mediapipe_torch.roi import Roi, crop_affine
     img = _rgb(hands_data / "hamer_example_data" / "test1.jpg")
     h, w = img.shape[:2]
@@ -99,6 +100,7 @@ def test_tensor_crops_match_opencv_warp(hands_data):
                 float(rng.uniform(-np.pi, np.pi))) for s in (40.0, 150.0, 224.0, 600.0, 2000.0) for _ in range(4)]
     rois.append(Roi(w / 2, h / 2, float(max(w, h)), float(max(w, h)), 0.0))  # the palm letterbox
     affines = [crop_affine(r, 224, 224) for r in rois]
+    assert CHUNK < len(affines) < 2 * CHUNK
     for border in ("zero", "replicate"):
         ref = warp_crops_opencv(img, affines, (224, 224), border)
         got = sample_crops(torch.from_numpy(img), torch.from_numpy(np.stack(affines)), (224, 224), border)

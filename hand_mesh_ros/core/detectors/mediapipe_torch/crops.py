@@ -24,6 +24,9 @@ import numpy as np
 import torch
 
 BORDERS = ("zero", "replicate")
+#: Most crops cut at once by ``sample_crops`` (its temporaries take ~3 MB per 192 x 192
+#: crop): a larger batch is cut in chunks of this many.
+CHUNK = 16
 #: OpenCV's sub-pixel resolution of remapping coordinates: 2**INTER_BITS steps per pixel.
 _SUBPIXEL_STEPS = 32.0
 
@@ -53,15 +56,23 @@ def sample_crops(image: torch.Tensor, affines: torch.Tensor, size: Tuple[int, in
 
     Returns:
         (N, height, width, 3) float32 in [0, 1] (NHWC, contiguous: ``.permute(0, 3, 1, 2)``
-        is an NCHW channels-last view).
+        is an NCHW channels-last view). Cut ``CHUNK`` crops at a time.
+
+    Raises:
+        ValueError: an unknown ``border``.
     """
     if border not in BORDERS:
         raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
+    if affines.shape[0] == 0:
+        return torch.empty((0, size[0], size[1], 3), dtype=torch.float32, device=image.device)
+    return torch.cat([_sample(image, affines[s:s + CHUNK], size, border) for s in range(0, affines.shape[0], CHUNK)])
+
+
+def _sample(image: torch.Tensor, affines: torch.Tensor, size: Tuple[int, int], border: str) -> torch.Tensor:
+    """``sample_crops`` for (N >= 1, 2, 3) ``affines`` in one go."""
     n = affines.shape[0]
     out_h, out_w = size
     h, w = image.shape[:2]
-    if n == 0:
-        return torch.empty((0, out_h, out_w, 3), dtype=torch.float32, device=image.device)
     pts = affines.to(torch.float64) @ _pixel_grid(out_h, out_w, image.device).to(torch.float64)  # (N, 2, P)
     pts = torch.round(pts * _SUBPIXEL_STEPS)  # in 1/32 px, as cvRound(x * 32) (half to even)
     # far-away points clamped first so int64 indices cannot overflow; neither border mode

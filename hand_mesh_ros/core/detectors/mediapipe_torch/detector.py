@@ -62,8 +62,6 @@ REFINE_PASSES = 2
 CROP_BACKENDS = ("auto", "torch", "opencv")
 #: OpenCV's remap refuses images with a side of SHRT_MAX (32767) pixels or more.
 OPENCV_MAX_SIDE = 32767
-#: Most crops cut by one ``sample_crops`` call (its temporaries take ~3 MB per 192 x 192 crop).
-SAMPLER_CHUNK = 16
 
 
 @dataclass
@@ -364,6 +362,4 @@ class MediaPipeTorchHandDetector:
                 return warp_crops_opencv(image, affines, (size, size), border).to(self.device)
             image = self._to_device(image)  # beyond OpenCV's remap limit
         maps = torch.from_numpy(np.stack(affines)).to(self.device)
-        # a few crops at a time: the sampler's index and weight tensors grow with the count
-        return torch.cat([sample_crops(image, maps[s:s + SAMPLER_CHUNK], (size, size), border)
-                          for s in range(0, len(affines), SAMPLER_CHUNK)])
+        return sample_crops(image, maps, (size, size), border)
