@@ -29,7 +29,6 @@ TRANSLATION_DEPTH = 2
 NUM_JOINTS = 21
 
 
-
 def check_rgb_image(image) -> None:
     """Raise ``ValueError`` unless ``image`` is what every stage takes: a non-empty
     (H, W, 3) uint8 RGB numpy array (the message names the shape and dtype it got)."""

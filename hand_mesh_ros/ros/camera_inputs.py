@@ -198,7 +198,7 @@ class LatestFrames:
     def __init__(self, on_drop: Callable[[str], None]):
         self._on_drop = on_drop
         self._pending: Dict[str, Frame] = {}
-        self._last: Dict[str, Tuple[int, bool]] = {}
+        self._last: Dict[str, int] = {}  # camera -> stamp [ns] of its last processed frame
         self._cond = threading.Condition()
 
     def put(self, camera: str, frame: Frame) -> None:
@@ -216,8 +216,7 @@ class LatestFrames:
     def last_processed(self, camera: str) -> Optional[int]:
         """The stamp [ns] of the camera's last processed frame, or None."""
         with self._cond:
-            last = self._last.get(camera)
-        return last[0] if last else None
+            return self._last.get(camera)
 
     def take(self, timeout: float) -> Dict[str, Frame]:
         """Every waiting frame (camera key -> frame), after waiting up to ``timeout`` [s] for
@@ -231,7 +230,7 @@ class LatestFrames:
     def finished(self, camera: str, frame: Frame) -> None:
         """The worker processed ``frame`` of ``camera``."""
         with self._cond:
-            self._last[camera] = (stamp_ns(frame.image), frame.info is not None)
+            self._last[camera] = stamp_ns(frame.image)
 
     def wake(self) -> None:
         """Wake a waiting :meth:`take` (shutdown)."""
