@@ -163,13 +163,14 @@ PARAMETERS: Tuple[Param, ...] = (
     Param("precision", "str", "auto", "compute precision of hamer and mediapipe_torch: auto (bf16, else fp16, "
           "autocast on CUDA; fp32 on the CPU), fp32, bf16, fp16 (CUDA only)", "pipeline", PRECISIONS),
     Param("detection_tiling", "str_or_int", "auto", "tiled palm search for small hands in large frames "
-          "(mediapipe_torch): auto = tiles of 457 px when the frame is larger than 640x480, off = whole frame "
-          "only (MediaPipe's search exactly), N = tiles of N px when the long side is larger; with detector "
+          "(mediapipe_torch): auto = a pyramid of tiles from 192 px (then 384, 768, ... px while at most 2/3 "
+          "of the long side) when the frame is larger than 640x480, off = whole frame only (MediaPipe's search "
+          "exactly), N = the same pyramid from tiles of N px when the long side is larger; with detector "
           "auto on the CPU the frames that get tiles go to mediapipe_torch, the others to MediaPipe's graph",
           "pipeline", TILING_WORDS, low=96, unit="px"),
     Param("tile_scan", "str", "round_robin", "tiles searched per palm search of a stream: round_robin = the "
-          "whole frame plus half a tile on average (a new small hand is searched within 16 frames at 1280x720, "
-          "36 at 1920x1080), all = every tile every time; images in static mode always search all",
+          "whole frame plus half a tile on average (a new small hand is searched within 134 frames at 1280x720, "
+          "296 at 1920x1080), all = every tile every time; images in static mode always search all",
           "pipeline", TILE_SCANS),
     # -- outputs -------------------------------------------------------------------------------
     Param("publish_faces", "bool", False, "fill HandMesh.faces (F x 3 vertex indices) in every message"),

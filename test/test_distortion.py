@@ -197,7 +197,10 @@ def _distorted_view(rgb: np.ndarray, K: CameraIntrinsics) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def pipe():
-    p = HandMeshPipeline(PipelineConfig(static_image_mode=True, max_hands=2))
+    # whole-frame search: these tests are about the lens; a tiled static search of these
+    # large images takes seconds on a loaded CPU, and the throttle check below needs two
+    # calls within WARN_THROTTLE_S
+    p = HandMeshPipeline(PipelineConfig(static_image_mode=True, max_hands=2, detection_tiling="off"))
     yield p
     p.close()
 

@@ -15,13 +15,16 @@ dropped. Static mode runs the palm detector on every image.
 
 Tiles (``detection_tiling``, ``tiling``): the palm search also looks at tiles of a large
 frame, in the same forward. In a palm search of a frame that gets tiles (whichever of its
-tiles ``tile_scan`` scans this time), up to ``TILED_PALMS * max_hands`` palms go to the
-landmark network; each hand found from a palm is read ``REFINE_PASSES`` more times on the
-ROI of its own landmarks (the ROI tracking mode uses on the next frame), so its keypoints do
-not depend on whether a tile or the whole frame found it; then a hand whose landmark ROI
-overlaps an earlier one's (IoU > ``TRACKING_IOU``; tracked hands first, then by palm score)
-is dropped as the same hand, and at most ``max_hands`` are kept. Without tiles nothing of
-this runs: ``detection_tiling: off`` is MediaPipe bit for bit.
+tiles ``tile_scan`` scans this time), up to ``TILED_PALMS`` palms go to the landmark
+network; each hand found from a palm is read ``REFINE_PASSES`` more times on the ROI of its
+own landmarks (the ROI tracking mode uses on the next frame), so its keypoints do not depend
+on whether a tile or the whole frame found it; a hand found by tiles alone is kept only
+when the presence of the last read is at least ``NEW_HAND_PRESENCE``, and a new hand only
+when its ROI is not nested in another hand's
+(``NESTED_SIDE``: a fine tile can read part of a large hand as a small one); then a hand
+whose landmark ROI overlaps an earlier one's (IoU > ``TRACKING_IOU``; tracked hands first,
+then by palm score) is dropped as the same hand, and at most ``max_hands`` are kept.
+Without tiles nothing of this runs: ``detection_tiling: off`` is MediaPipe bit for bit.
 
 Device: on CUDA, images are copied to the device once and the crops are cut there with
 tensor ops (``crops.sample_crops``); on the CPU they are cut by ``cv2.warpPerspective``, as
@@ -34,7 +37,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -47,17 +50,36 @@ from . import palm, tiling
 from .cache import load_network
 from .crops import sample_crops, warp_crops_opencv
 from .models import model_files
-from .roi import Roi, associate, crop_affine, iou
+from .roi import Roi, associate, crop_affine, inside_share, iou
 
 #: IoU above which a palm ROI is dropped in favour of a tracked one (AssociationNormRectCalculator).
 TRACKING_IOU = 0.5
-#: Frames with tiles: palm ROIs per ``max_hands`` that go to the landmark network (the same
-#: hand can be found by the whole frame and by a tile; duplicates are dropped after the landmarks)
-TILED_PALMS = 2
+#: Frames with tiles: most palm ROIs that go to the landmark network (at least ``2 max_hands``:
+#: the same hand can be found by the whole frame and by tiles; duplicates are dropped after
+#: the landmarks). Many tiles mean many false palms, which outscore a small hand's own:
+#: measured 12.6 per hand-free 1920x1080 frame on average, 28 at most (40 mosaics, 148
+#: tiles); with the earlier cap of 2 max_hands the hand's palm was cut in 2 of 30 frames
+#: of 80 px hands. A false palm costs one landmark read (its presence stays near 0).
+TILED_PALMS = 32
 #: Frames with tiles: further landmark passes for a hand found from a palm, each on the ROI of
 #: the previous pass's landmarks (tracking mode's next-frame ROI), so its answer does not
-#: depend on the view (tile or whole frame) whose palm found it
-REFINE_PASSES = 2
+#: depend on the view (tile or whole frame) whose palm found it. A small tile's palm can give
+#: a poor first region (too small, turned); the reads converge over the passes (presence
+#: 0.55 -> 0.79 -> 0.94 -> 0.97 for a 120 px hand of the tiling tests), false palms do not.
+REFINE_PASSES = 4
+#: Frames with tiles: presence a new hand found by tiles alone needs on the last of those
+#: passes (a pyramid shows the palm network many more views, so many more false palms reach
+#: the landmark network; a hand MediaPipe's own whole-frame search finds keeps its rule, a
+#: presence above ``min_score``: a blurred video hand converges only to 0.87).
+#: Measured with 192 px pyramids (``hand_scenes``, 1280x720 and 1920x1080, static mode, one
+#: torch thread): 307 real hands of 56-240 px, 0.955-0.998 (5 % below 0.979); the 15 false
+#: palms of 300 hand-free mosaics that got past the first read, 0.858 at most.
+NEW_HAND_PRESENCE = 0.9
+#: Frames with tiles: a new hand whose landmark ROI has at most this share of another hand's
+#: ROI side and lies mostly (more than half its area) inside it is part of that hand read as a
+#: small hand by a fine tile (seen: the ring of an OK sign of a 240 px hand in 1920x1080, a
+#: 25 px "hand" with handedness score 1.0 and presence above ``NEW_HAND_PRESENCE``).
+NESTED_SIDE = 0.8
 #: ``crop_backend`` values: "auto" = OpenCV for a CPU device, torch tensor ops otherwise.
 CROP_BACKENDS = ("auto", "torch", "opencv")
 #: OpenCV's remap refuses images with a side of SHRT_MAX (32767) pixels or more.
@@ -70,12 +92,41 @@ class _CameraState:
     rois: List[Roi]
 
 
+class _Reading(NamedTuple):
+    """A hand read by the landmark network: ``landmarks`` (21, 3) [px, px, normalized z],
+    ``world`` landmarks (21, 3) [m], the ``roi`` they give (tracking mode's next region),
+    MediaPipe ``says_right``, the handedness ``score`` and the hand ``presence`` in [0, 1]."""
+
+    landmarks: np.ndarray
+    world: np.ndarray
+    roi: Roi
+    says_right: bool
+    score: float
+    presence: float
+
+
 @dataclass
 class _Hand:
     item: int
     roi: Roi
     #: a new hand (from a palm) of a frame with tiles: refined by ``_refine``
     refine: bool = False
+    #: ... found by tiles alone (no whole-frame palm of MediaPipe's own search overlaps its
+    #: palm): kept only with a presence of ``NEW_HAND_PRESENCE``
+    verify: bool = False
+
+
+def _best_first(rois: List[Roi]) -> List[Roi]:
+    """Palm ROIs of a frame with tiles, best palm first, without those overlapping a better
+    one (IoU > ``TRACKING_IOU``). ``roi.associate`` lets the later of two such ROIs win (in
+    MediaPipe they are the palm and the tracked region); among a pyramid's many palms the
+    later is the worse one (seen: a 96 px hand's best palm, presence 0.93, replaced by a
+    turned one of score 0.65, presence 0.84 falling to 0.59 over the re-reads)."""
+    kept: List[Roi] = []
+    for roi in rois:
+        if all(iou(roi, k) <= TRACKING_IOU for k in kept):
+            kept.append(roi)
+    return kept
 
 
 class MediaPipeTorchHandDetector:
@@ -215,40 +266,41 @@ class MediaPipeTorchHandDetector:
             tracked[k] = state.rois if ok else []
         searched = [k for k in ks if len(tracked[k]) < self.max_hands]
         grids = {k: tiling.frame_tiles(self.detection_tiling, *sizes[k]) for k in searched}
-        palm_rois = self._palm_rois(images, sizes, grids, {k: items[k][0] for k in searched})
+        tile_only: Dict[int, List[Roi]] = {}
+        palm_rois = self._palm_rois(images, sizes, grids, {k: items[k][0] for k in searched}, tile_only)
         tiled = {k for k in searched if grids[k]}
-        hands = [_Hand(k, roi, k in tiled and not any(roi is t for t in tracked[k])) for k in ks
-                 for roi in associate(palm_rois.get(k, []), tracked[k], min_iou=TRACKING_IOU)]
+        hands = [_Hand(k, roi, k in tiled and not any(roi is t for t in tracked[k]),
+                       any(roi is t for t in tile_only.get(k, ())))
+                 for k in ks for roi in associate(palm_rois.get(k, []), tracked[k], min_iou=TRACKING_IOU)]
         hands.sort(key=lambda hand: (hand.item, hand.refine))  # grouped by image; tracked hands first
         reads = [self._read(hand, out, *sizes[hand.item]) for hand, out in zip(hands, self._landmarks(images, hands))]
         self._refine(images, sizes, hands, reads)
+        self._drop_nested(hands, reads)
         next_rois: Dict[int, List[Roi]] = {k: [] for k in ks}
         kept: Dict[int, List[Roi]] = {k: [] for k in tiled}
         for hand, read in zip(hands, reads):
             if read is None:
                 continue
-            lm, world, roi, says_right, score = read
-            if hand.item in kept and not self._first_sight(roi, kept[hand.item]):
+            if hand.item in kept and not self._first_sight(read.roi, kept[hand.item]):
                 continue
-            if roi.is_valid():
-                next_rois[hand.item].append(roi)
-            if score < self.min_score:
+            if read.roi.is_valid():
+                next_rois[hand.item].append(read.roi)
+            if read.score < self.min_score:
                 continue
-            kp2d = lm[:, :2].astype(np.float32)
+            kp2d = read.landmarks[:, :2].astype(np.float32)
             results[hand.item].append(Detection(
-                side=RIGHT if says_right == self.mirrored else LEFT, score=float(score),
+                side=RIGHT if read.says_right == self.mirrored else LEFT, score=float(read.score),
                 bbox=np.concatenate([kp2d.min(0), kp2d.max(0)]).astype(np.float32),
-                keypoints_2d=kp2d, keypoints_3d=world.astype(np.float32)))
+                keypoints_2d=kp2d, keypoints_3d=read.world.astype(np.float32)))
         for k in ks:
             results[k].sort(key=lambda d: -d.score)
             if not self.static_image_mode:
                 self._cameras[items[k][0]] = _CameraState(sizes[k], next_rois[k])
 
-    def _read(self, hand: _Hand, out, w: int, h: int):
-        """One landmark output of ``hand`` in a W x H image as ``(landmarks (21, 3) [px, px,
-        normalized z], world landmarks (21, 3) [m], the ROI they give, MediaPipe says right,
-        handedness score)``; None when the hand is not present (presence not above
-        ``min_score``, MediaPipe's ThresholdingCalculator; NaN fails) or an output is not finite."""
+    def _read(self, hand: _Hand, out, w: int, h: int) -> Optional["_Reading"]:
+        """One landmark output of ``hand`` in a W x H image as a ``_Reading``; None when the
+        hand is not present (presence not above ``min_score``, MediaPipe's
+        ThresholdingCalculator; NaN fails) or an output is not finite."""
         landmarks, presence, left_score, world = out
         if not presence > self.min_score:
             return None
@@ -256,21 +308,41 @@ class MediaPipeTorchHandDetector:
         world = lmk.world_landmarks(world, hand.roi)
         if not np.isfinite(lm).all() or not np.isfinite(world).all():
             return None
-        return (lm, world, lmk.tracking_roi(lm)) + lmk.handedness(left_score)
+        return _Reading(lm, world, lmk.tracking_roi(lm), *lmk.handedness(left_score), presence)
 
     def _refine(self, images, sizes, hands: List[_Hand], reads: list) -> None:
         """Hands of frames with tiles found from a palm (not tracked): ``REFINE_PASSES`` more
         landmark passes, each on the ROI of the previous landmarks (what tracking mode reads
         on the next frame), all such hands in one forward per pass; ``reads`` replaced in
-        place (None once the hand is not present)."""
+        place: None once the hand is not present, or when the last pass's presence is below
+        ``NEW_HAND_PRESENCE``."""
         for _ in range(REFINE_PASSES):
             redo = [i for i, (hand, read) in enumerate(zip(hands, reads))
-                    if hand.refine and read is not None and read[2].is_valid()]
+                    if hand.refine and read is not None and read.roi.is_valid()]
             if not redo:
-                return
-            again = [_Hand(hands[i].item, reads[i][2]) for i in redo]
+                break
+            again = [_Hand(hands[i].item, reads[i].roi) for i in redo]
             for i, hand, out in zip(redo, again, self._landmarks(images, again)):
                 reads[i] = self._read(hand, out, *sizes[hand.item])
+        for i, hand in enumerate(hands):
+            if hand.verify and reads[i] is not None and not reads[i].presence >= NEW_HAND_PRESENCE:
+                reads[i] = None
+
+    @staticmethod
+    def _drop_nested(hands: List[_Hand], reads: list) -> None:
+        """New hands of frames with tiles (``_Hand.refine``) whose landmark ROI is nested in
+        another hand's of the same image (``NESTED_SIDE``): ``reads`` set to None in place."""
+        for i, (hand, read) in enumerate(zip(hands, reads)):
+            if not hand.refine or read is None:
+                continue
+            side = max(read.roi.width, read.roi.height)
+            for other, other_read in zip(hands, reads):
+                if other_read is None or other_read is read or other.item != hand.item:
+                    continue
+                if (side <= NESTED_SIDE * max(other_read.roi.width, other_read.roi.height)
+                        and inside_share(read.roi, other_read.roi) > 0.5):
+                    reads[i] = None
+                    break
 
     def _first_sight(self, roi: Roi, kept: List[Roi]) -> bool:
         """Whether a hand of a frame with tiles whose landmarks give ``roi`` is a new hand, not
@@ -282,13 +354,16 @@ class MediaPipeTorchHandDetector:
         return True
 
     def _palm_rois(self, images, sizes, grids: Dict[int, Tuple[tiling.Tile, ...]],
-                   cameras: Optional[Dict[int, str]] = None) -> Dict[int, List[Roi]]:
+                   cameras: Optional[Dict[int, str]] = None,
+                   tile_only: Optional[Dict[int, List[Roi]]] = None) -> Dict[int, List[Roi]]:
         """Hand ROIs from the palm detector for the images ``k`` of ``grids`` (each image's
         tiles, ``tiling.frame_tiles``): the whole frames and the tiles scanned on them
         (``_tiles_to_scan``) in one forward; per image, the tile palm candidates the tiles are
         for (``_tile_candidates``) are mapped into the whole frame's letterbox coordinates and
         merged with the whole-frame candidates by the weighted NMS; up to ``max_hands`` palms,
-        ``TILED_PALMS * max_hands`` for an image with tiles."""
+        ``TILED_PALMS`` for an image with tiles. ``tile_only``, when given, receives per image
+        with tiles the returned ROIs whose palm no whole-frame candidate supports (none
+        overlaps it by more than the NMS's IoU): the hands only the tiles found."""
         ks = list(grids)
         if not ks:
             return {}
@@ -305,14 +380,20 @@ class MediaPipeTorchHandDetector:
         out = {}
         for k in ks:
             w, h = sizes[k]
-            candidates = rows[index == first[k]]
+            candidates = whole = rows[index == first[k]]
             if scans[k]:
                 candidates = np.concatenate([candidates] + [self._tile_candidates(rows[index == first[k] + 1 + i], t, w, h)
                                                             for i, t in enumerate(scans[k])])
             pad = palm.letterbox(w, h)[1]
-            palms = palm.weighted_nms(candidates)[: self.max_hands * (TILED_PALMS if grids[k] else 1)]
+            palms = palm.weighted_nms(candidates)[: max(TILED_PALMS, 2 * self.max_hands) if grids[k] else self.max_hands]
             rois = [palm.hand_roi(palm.remove_letterbox(p, pad), w, h) for p in palms]
             out[k] = [r for r in rois if r.is_valid()]
+            if grids[k]:
+                out[k] = _best_first(out[k])
+                if tile_only is not None:
+                    alone = [r for r, p in zip(rois, palms)
+                             if not (palm.iou_one_to_many(p[1:5], whole[:, 1:5]) > palm.NMS_IOU).any()]
+                    tile_only[k] = [r for r in out[k] if any(r is a for a in alone)]
         return out
 
     @staticmethod

@@ -121,7 +121,8 @@ def decode(regressors: torch.Tensor, logits: torch.Tensor, anchors: torch.Tensor
     return index[:, 0], rows[index[:, 0], index[:, 1]]
 
 
-def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(K,) IoU of ``box`` (4,) ``x_min, y_min, x_max, y_max`` with each of ``boxes`` (K, 4)."""
     iw = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
     ih = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
     inter = np.where((iw >= 0) & (ih >= 0), iw * ih, 0.0)
@@ -147,7 +148,7 @@ def weighted_nms(rows: np.ndarray, iou_threshold: float = NMS_IOU) -> List[np.nd
     out = []
     while len(remaining):
         best = remaining[0]
-        overlap = _iou_one_to_many(best[1:5], remaining[:, 1:5]) > iou_threshold
+        overlap = iou_one_to_many(best[1:5], remaining[:, 1:5]) > iou_threshold
         cluster = remaining[overlap]
         weights = cluster[:, 0:1]
         merged = best.copy()

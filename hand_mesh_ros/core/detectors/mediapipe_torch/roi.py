@@ -66,6 +66,15 @@ def iou(a: Roi, b: Roi) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def inside_share(a: Roi, b: Roi) -> float:
+    """Share of the area of ``a``'s axis-aligned box that lies inside ``b``'s (rotation
+    ignored, as in ``iou``); 0 for an empty ``a``."""
+    iw = min(a.x_center + a.width / 2, b.x_center + b.width / 2) - max(a.x_center - a.width / 2, b.x_center - b.width / 2)
+    ih = min(a.y_center + a.height / 2, b.y_center + b.height / 2) - max(a.y_center - a.height / 2, b.y_center - b.height / 2)
+    area = a.width * a.height
+    return max(iw, 0.0) * max(ih, 0.0) / area if area > 0 else 0.0
+
+
 def associate(*streams: Sequence[Roi], min_iou: float = 0.5) -> List[Roi]:
     """Merge ROI lists in order; an ROI overlapping (IoU > ``min_iou``) a later one is
     dropped, so later ROIs win (MediaPipe's AssociationNormRectCalculator: palm ROIs first,

@@ -3,64 +3,81 @@
 MediaPipe finds new hands by letterboxing the whole frame to the palm network's 192 x 192
 input, so a hand's chance of being found depends on its size relative to the frame's long
 side ``L``: a hand whose crop is ``c`` px appears ``c * 192 / L`` px large in the input.
-Measured (issue 13; real hand photographs pasted onto hand-free photographs, the hand
-spanning ~0.7 of the crop): recall 0.92 at ``c = L / 8`` in 640x480, 1280x720 and 1920x1080
-alike, 0.44 at ``c = 56`` in 640x480 (16.8 px in the input), 0.04 at 40 px.
 
-Scale rule (issue 13): a tile of side ``T`` is cut from the frame and letterboxed to the same
-192 x 192 input, so it magnifies by ``L / T`` against the whole-frame pass. A ~40 px hand
-shall be as large in the input as a ~56 px hand in a whole 640x480 frame::
+Scale rule, measured (``make bench-range BENCH_ARGS=--response``: the real hands of
+``benchmarks/hand_scenes.py``, the hand spanning ~0.7 of its crop, pasted straight into the
+192 x 192 input on hand-free photographs, 40 per size): the palm network scores >= 0.5 on
+0.20-0.28 of the hands whose crop is 20-24 px of its input, 0.62 at 32 px, 0.82 at 40 px,
+0.88-0.90 at 48-64 px, 0.97-1.00 from 80 px on. A hand is found reliably once its crop is
+~48 px of the input, a quarter of it; in a whole 1920x1080 frame that is a 480 px hand.
+(Issue 13 was written from a kinder hand set: 0.92 at ``c = L / 8``, 24 px in the input; on
+ours that is 0.2-0.3.)
 
-    40 * 192 / T = 56 * 192 / 640   ->   T = 640 * 40 / 56 = 457 px        (AUTO_TILE_SIDE)
-
-so a 56 px hand in a tile is as large as a 78 px hand in a whole 640x480 frame (recall ~0.9
-there) and a 40 px hand as large as a 56 px one.
+Pyramid. A tile of side ``T`` is cut from the frame and letterboxed to the same input, so it
+magnifies by ``L / T``. The finest level has tiles of ``T0`` (``AUTO_TILE_SIDE`` = 192 px for
+``auto``, the palm input itself: a 56 px hand is 56 px of the input there, an 80 px hand
+80 px); a hand larger than a tile's overlap may be cut by every tile of a level, so coarser
+levels follow, each of tiles ``LEVEL_STEP`` = 2 times the side of the one before, as long as
+the side is at most ``L / WHOLE_FRAME_RATIO`` (= L / 1.5); the whole frame is the coarsest
+level. Every level's tiles go into the same batched forward. Levels (``level_sides``) and
+tile counts: 1280x720 -> 192 + 384 + 768 px, 50 + 15 + 2 = 67 tiles; 1920x1080 -> the same
+sides, 112 + 28 + 8 = 148 tiles. The finest side was chosen by recall (README, ``make
+bench-range``; 56 / 80 px hands in 1280x720 and 1920x1080): a single level of 457 px (8 / 18
+tiles; a 40 px hand as large as a 56 px hand in 640x480, the issue's own rule) found
+0.33-0.40 / 0.70, a pyramid from 288 px 0.70-0.73 / 0.77, from 240 px 0.70-0.73 /
+0.83-0.87, from 192 px 0.80-0.93 / 0.87-0.93. The cost: ``all`` (static images) pays a palm
+forward per tile, and ``round_robin`` needs more frames to visit every tile.
 
 ``detection_tiling`` values (``parse_tiling``):
 
-* ``"auto"``: tiles of ``AUTO_TILE_SIDE`` when the frame's long side exceeds
-  ``AUTO_MIN_LONG_SIDE`` = 640, i.e. when the frame is larger than the 640x480 at which the
-  whole-frame pass already finds ~56 px hands at this rate; none otherwise.
+* ``"auto"``: a pyramid from ``AUTO_TILE_SIDE`` when the frame's long side exceeds
+  ``AUTO_MIN_LONG_SIDE`` = 640 (larger than 640x480, as issue 13 asks); none otherwise.
 * ``"off"``: whole frame only (MediaPipe's own behaviour, bit for bit).
-* a tile side ``T`` in pixels (an integer >= ``MIN_TILE_SIDE``): tiles of that side when the
+* an integer ``T`` [px] (>= ``MIN_TILE_SIDE``): a pyramid from tiles of ``T`` when the
   frame's long side exceeds ``T``.
 
-Overlap. Neighbouring tiles overlap by at least ``O = ceil(0.3 T)`` (138 px for T = 457).
-Along an axis of length ``len`` > T there are ``n = ceil((len - T) / (T - O)) + 1`` tiles,
-spread evenly from 0 to ``len - T`` (so the real overlap is >= O); along an axis of length
-<= T there is one tile centred on it (the part outside the frame is black, as the letterbox
-border). In 1-D, anything no longer than the overlap lies wholly inside some tile. The palm
-box's long side is 0.39 of the hand's crop (median; 0.51 at most, 44 palms of the pasted
-real hands of ``benchmarks/hand_scenes.py`` at 200 px in 640x480), so the palm of every
-hand up to a crop of O / 0.51 = 270 px (T = 457) lies wholly in a tile; the hands the
-whole-frame pass misses have crops below ~``L / 8`` (240 px at 1920x1080), so for long
-sides up to ~2200 px every such palm is seen whole by some tile.
-
-Tile counts (T = 457): 1280x720 -> 4 x 2 = 8 tiles, 1920x1080 -> 6 x 3 = 18 tiles.
+Overlap. Neighbouring tiles of a level overlap by at least ``O = ceil(0.3 T)`` (58 px for
+T = 192). Along an axis of length ``len`` > T there are ``n = ceil((len - T) / (T - O)) + 1``
+tiles, spread evenly from 0 to ``len - T`` (so the real overlap is >= O); along an axis of
+length <= T there is one tile centred on it (the part outside the frame is black, as the
+letterbox border). In 1-D, anything no longer than the overlap lies wholly inside some tile
+of the level. The palm box's long side is 0.39 of the hand's crop (median; 0.51 at most, 44
+palms of the pasted real hands at 200 px in 640x480).
 
 Cut palms. A tile that shows only part of a palm can return a palm box displaced from the
 real one, and a cut view of an elbow or a forearm can look like a palm (seen: an elbow at a
 tile edge of a 1200x799 frame, handedness score 1.0, while no tile that shows it whole
 answers). A tile's palm candidate is therefore dropped (``tile_rejects``) when its box,
-grown by ``EDGE_CLEARANCE`` = 0.5 of its long side on every side, comes within
+grown by ``EDGE_CLEARANCE`` = 0.25 of its long side on every side, comes within
 ``EDGE_MARGIN`` of a tile edge that lies inside the frame; a palm of long side ``p`` is kept
-by some tile when ``2 p <= O - 2 EDGE_MARGIN T`` (p <= 60 px at T = 457: crops up to ~150 px
-for the median palm; larger palms are kept where they lie clear of the edges, or found by
-the whole frame). The remaining
-tile candidates are mapped into the whole frame's letterbox coordinates (``to_letterbox``)
-and merged with the whole-frame candidates by MediaPipe's weighted NMS.
+by some tile of its level when ``1.5 p <= O - 2 EDGE_MARGIN T`` (p <= 0.17 T: crops up to
+0.44 T for the median palm, where the next coarser level sees them at 0.22 x its input,
+42 px); larger palms are kept where they lie clear of the edges, or found by a coarser
+level, where they are smaller; palms larger than ``MAX_PALM_SHARE`` of the tile are always
+left to coarser levels. The remaining tile candidates are mapped into the whole
+frame's letterbox coordinates (``to_letterbox``) and merged with the whole-frame candidates
+by MediaPipe's weighted NMS. The clearance was half a palm until the detector verified new
+hands (below): an elbow cut by a tile edge then came through as a hand under a quarter
+palm. With the verification, a quarter palm (and no clearance at all) gives no detection on
+the elbow frames, and finds more of the hands that a coarser level sees too small (80 /
+160 px hands in 1280x720: 0.93 / 0.93 against 0.87 / 0.83 with half a palm).
 
-One hand, one answer. The fingers beyond a tile's edge do not matter: the landmark network
-reads every hand from the full-resolution frame. What the NMS does not merge (the same hand
-seen by the whole frame and by a tile, or by two tiles, with palm boxes apart) the detector
-merges after the landmarks (``detector.MediaPipeTorchHandDetector``): in an image with
-tiles, up to ``2 max_hands`` palms go to the landmark network, each hand found from a palm
-is read twice more on the ROI of its own landmarks (as tracking mode reads it on the next
-frames, so the answer does not depend on which view found it), and a hand whose landmark
-ROI overlaps one already kept (IoU > 0.5, MediaPipe's association rule) is the same hand.
-An earlier rule kept only palms with a clearance of one palm (``3 p <= O``) and dropped the
-rest to avoid such duplicates; it lost most hands of 160-240 px crops at 1920x1080 (recall
-0.70 / 0.57 against 0.93 / 0.93 now, ``make bench-range``).
+One hand, one answer, and only hands. The fingers beyond a tile's edge do not matter: the
+landmark network reads every hand from the full-resolution frame. What the NMS does not
+merge (the same hand seen by the whole frame and by a tile, or by two tiles, with palm
+boxes apart) the detector merges after the landmarks (``detector.MediaPipeTorchHandDetector``):
+in an image with tiles, up to ``detector.TILED_PALMS`` palms go to the landmark network,
+each hand found from a palm is read ``detector.REFINE_PASSES`` more times on the ROI of its
+own landmarks (as tracking mode reads it on the next frames, so the answer does not depend
+on which view found it), is kept, when only tiles found it, only if the last of those reads
+has a presence of at least ``detector.NEW_HAND_PRESENCE`` (the many views of a pyramid show
+the palm network many more false palms), and only when its ROI is not nested in another hand's (a fine tile can
+read part of a large hand, the ring of an OK sign, as a small hand), and a hand whose
+landmark ROI overlaps one already kept (IoU > 0.5, MediaPipe's association rule) is the
+same hand. An earlier rule kept only palms with a
+clearance of one palm (``3 p <= O``) and dropped the rest to avoid such duplicates; it lost
+most hands of 160-240 px crops at 1920x1080 (recall 0.70 / 0.57 against 0.93 / 0.93 with
+it gone, single level of 457 px, ``make bench-range``).
 
 ``tile_scan`` values: ``"all"`` (every tile on every frame where a palm search runs; what
 static images always do) or ``"round_robin"`` (streams: besides the whole-frame pass, a
@@ -79,16 +96,16 @@ import numpy as np
 from ....config import BY_NAME, check_value
 from .roi import Roi, crop_affine
 
-#: Size [px] of the smallest hand crop the tiles are made for (issue 13).
-SMALL_HAND_PX = 40
-#: Crop [px] a hand needs in a whole 640x480 frame to be as large in the palm input.
-REFERENCE_HAND_PX = 56
-#: Long side [px] of the reference frame (640x480).
-REFERENCE_LONG_SIDE = 640
-#: Tile side [px] of ``detection_tiling: auto``: 640 * 40 / 56 = 457.
-AUTO_TILE_SIDE = round(REFERENCE_LONG_SIDE * SMALL_HAND_PX / REFERENCE_HAND_PX)
-#: ``auto`` tiles frames whose long side exceeds this [px] (larger than 640x480).
-AUTO_MIN_LONG_SIDE = REFERENCE_LONG_SIDE
+#: Tile side [px] of the finest level of ``detection_tiling: auto``: the palm input's own size,
+#: so a 56 px hand crop is 56 px of the input (palm score >= 0.5 for ~0.89 of hands), an 80 px
+#: one 80 px (0.97).
+AUTO_TILE_SIDE = 192
+#: ``auto`` tiles frames whose long side exceeds this [px] (larger than 640x480, issue 13).
+AUTO_MIN_LONG_SIDE = 640
+#: Each coarser level's tiles have this times the side of the level before ...
+LEVEL_STEP = 2
+#: ... while that side is at most the frame's long side / this (the whole frame serves beyond).
+WHOLE_FRAME_RATIO = 1.5
 #: Smallest tile side accepted [px]: half the palm input, i.e. at most 2x upsampling (the
 #: lower bound of ``detection_tiling`` in the parameter table).
 MIN_TILE_SIDE = int(BY_NAME["detection_tiling"].low)
@@ -97,8 +114,13 @@ OVERLAP_FRACTION = 0.3
 #: A tile palm whose box comes this close (fraction of the tile) to an inner tile edge is dropped ...
 EDGE_MARGIN = 0.02
 #: ... its box grown first by this share of its long side on every side (a cut palm's box can
-#: lie inside the visible part; 0.25 let an elbow cut by a tile edge through as a hand).
-EDGE_CLEARANCE = 0.5
+#: lie inside the visible part; module docstring, "Cut palms").
+EDGE_CLEARANCE = 0.25
+#: A tile palm whose box's long side exceeds this share of the tile is left to coarser levels:
+#: its hand (~2.6 palms) cannot lie whole in the tile, and the tile's view of it, merged by
+#: the NMS with a coarser view's, pulled the palm of a 500 px thumbs-up in 1920x1280 from
+#: 869 to 682 px, so the hand's region lost the thumb, depending on +-1 grey level of noise.
+MAX_PALM_SHARE = 0.25
 #: ``round_robin``: tiles scanned per palm search of a camera, on average (see ``RoundRobin``).
 ROUND_ROBIN_RATE = Fraction(1, 2)
 #: Phase step between the round-robin schedules of successive cameras (golden-ratio
@@ -125,7 +147,7 @@ def check_tile_scan(value) -> str:
 
 
 def tile_side_for(tiling: Tiling, width: int, height: int) -> Optional[int]:
-    """The tile side [px] used for a ``width`` x ``height`` frame, or None (no tiles).
+    """The finest tile side [px] used for a ``width`` x ``height`` frame, or None (no tiles).
 
     Args:
         tiling: a ``parse_tiling`` result.
@@ -192,17 +214,33 @@ def tile_grid(width: int, height: int, side: int) -> Tuple[Tile, ...]:
     return tuple(tiles)
 
 
+def level_sides(finest: int, width: int, height: int) -> Tuple[int, ...]:
+    """The tile sides [px] of the pyramid of a ``width`` x ``height`` frame whose finest tiles
+    are ``finest`` px: ``finest * LEVEL_STEP ** k`` while at most the long side /
+    ``WHOLE_FRAME_RATIO``, the finest always (module docstring)."""
+    sides, side = [int(finest)], int(finest) * LEVEL_STEP
+    while side * WHOLE_FRAME_RATIO <= max(int(width), int(height)):
+        sides.append(side)
+        side *= LEVEL_STEP
+    return tuple(sides)
+
+
+@lru_cache(maxsize=32)
 def frame_tiles(tiling: Tiling, width: int, height: int) -> Tuple[Tile, ...]:
-    """All tiles of a frame under ``tiling`` (empty when the frame gets none)."""
+    """All tiles of a frame under ``tiling``, finest level first, each level row-major
+    (empty when the frame gets none)."""
     side = tile_side_for(tiling, width, height)
-    return () if side is None else tile_grid(int(width), int(height), side)
+    if side is None:
+        return ()
+    return tuple(t for s in level_sides(side, width, height) for t in tile_grid(int(width), int(height), s))
 
 
 def tile_rejects(rows: np.ndarray, tile: Tile, margin: float = EDGE_MARGIN) -> np.ndarray:
-    """(K,) bool: which palm candidates of ``tile`` are left to other tiles or to the whole
-    frame: those whose box, grown by ``EDGE_CLEARANCE`` of its long side on every side,
-    reaches within ``margin`` (fraction of the tile) of one of the tile's inner edges (a
-    palm that the tile may show cut).
+    """(K,) bool: which palm candidates of ``tile`` are left to other tiles, coarser levels
+    or the whole frame: those whose box, grown by ``EDGE_CLEARANCE`` of its long side on
+    every side, reaches within ``margin`` (fraction of the tile) of one of the tile's inner
+    edges (a palm that the tile may show cut), and those whose box's long side exceeds
+    ``MAX_PALM_SHARE`` of the tile (a hand the tile cannot show whole).
 
     Args:
         rows: (K, 19) candidates from ``palm.decode``, normalized to the tile's input.
@@ -210,7 +248,7 @@ def tile_rejects(rows: np.ndarray, tile: Tile, margin: float = EDGE_MARGIN) -> n
     left, top, right, bottom = tile.inner
     box = rows[:, 1:5]
     size = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
-    out = np.zeros(len(rows), bool)
+    out = size > MAX_PALM_SHARE
     grow = EDGE_CLEARANCE * size
     if left:
         out |= box[:, 0] - grow < margin
@@ -260,8 +298,8 @@ class RoundRobin:
 
     Time to acquire: any ``m`` consecutive searches scan at least ``floor(m r)`` tiles, so
     every tile of an ``N``-tile grid is scanned within any ``ceil(N / r)`` consecutive palm
-    searches (``acquire_bound``): with r = 1/2, 16 frames for 1280x720 (8 tiles) and 36 for
-    1920x1080 (18 tiles) while a palm search runs on every frame (fewer hands tracked than
+    searches (``acquire_bound``): with r = 1/2, 134 frames for 1280x720 (67 tiles) and 296 for
+    1920x1080 (148 tiles) while a palm search runs on every frame (fewer hands tracked than
     ``max_hands``). A frame size change restarts the cycle.
     """
 
