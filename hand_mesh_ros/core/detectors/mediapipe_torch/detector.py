@@ -297,7 +297,7 @@ class MediaPipeTorchHandDetector:
             if not self.static_image_mode:
                 self._cameras[items[k][0]] = _CameraState(sizes[k], next_rois[k])
 
-    def _read(self, hand: _Hand, out, w: int, h: int) -> Optional["_Reading"]:
+    def _read(self, hand: _Hand, out, w: int, h: int) -> Optional[_Reading]:
         """One landmark output of ``hand`` in a W x H image as a ``_Reading``; None when the
         hand is not present (presence not above ``min_score``, MediaPipe's
         ThresholdingCalculator; NaN fails) or an output is not finite."""
@@ -314,8 +314,8 @@ class MediaPipeTorchHandDetector:
         """Hands of frames with tiles found from a palm (not tracked): ``REFINE_PASSES`` more
         landmark passes, each on the ROI of the previous landmarks (what tracking mode reads
         on the next frame), all such hands in one forward per pass; ``reads`` replaced in
-        place: None once the hand is not present, or when the last pass's presence is below
-        ``NEW_HAND_PRESENCE``."""
+        place: None once the hand is not present, or, for a hand found by tiles alone
+        (``_Hand.verify``), when the last pass's presence is below ``NEW_HAND_PRESENCE``."""
         for _ in range(REFINE_PASSES):
             redo = [i for i, (hand, read) in enumerate(zip(hands, reads))
                     if hand.refine and read is not None and read.roi.is_valid()]
