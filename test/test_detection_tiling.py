@@ -325,7 +325,8 @@ def test_off_is_exactly_the_whole_frame_search(detectors, hands_data, hand, back
     for img in images:
         h, w = img.shape[:2]
         got = det._palm_rois({0: img}, {0: (w, h)}, {0: ()})[0]
-        assert got == _whole_frame_rois(det, img)
+        assert [p.roi for p in got] == _whole_frame_rois(det, img)
+        assert not any(p.tiles_only for p in got)
 
 
 def test_auto_without_tiles_is_bit_identical_to_off_on_the_video(detectors, hands_data):

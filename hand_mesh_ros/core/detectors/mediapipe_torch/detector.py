@@ -116,16 +116,31 @@ class _Hand:
     verify: bool = False
 
 
-def _best_first(rois: List[Roi]) -> List[Roi]:
-    """Palm ROIs of a frame with tiles, best palm first, without those overlapping a better
-    one (IoU > ``TRACKING_IOU``). ``roi.associate`` lets the later of two such ROIs win (in
+class _Palm(NamedTuple):
+    """A palm found by the palm search: the hand ``roi`` it gives, and whether the tiles
+    alone found it (``tiles_only``: no whole-frame palm candidate overlaps it by more than
+    the NMS's IoU; always False in a frame without tiles)."""
+
+    roi: Roi
+    tiles_only: bool = False
+
+
+def _overlaps_any(roi: Roi, others: Sequence[Roi]) -> bool:
+    """Whether ``roi`` overlaps one of ``others`` by more than ``TRACKING_IOU`` (IoU of the
+    axis-aligned bounds, as MediaPipe associates ROIs): the same hand."""
+    return any(iou(roi, other) > TRACKING_IOU for other in others)
+
+
+def _best_first(palms: List[_Palm]) -> List[_Palm]:
+    """Palms of a frame with tiles, best first, without those whose ROI overlaps a better
+    one's (``_overlaps_any``). ``roi.associate`` lets the later of two such ROIs win (in
     MediaPipe they are the palm and the tracked region); among a pyramid's many palms the
     later is the worse one (seen: a 96 px hand's best palm, presence 0.93, replaced by a
     turned one of score 0.65, presence 0.84 falling to 0.59 over the re-reads)."""
-    kept: List[Roi] = []
-    for roi in rois:
-        if all(iou(roi, k) <= TRACKING_IOU for k in kept):
-            kept.append(roi)
+    kept: List[_Palm] = []
+    for p in palms:
+        if not _overlaps_any(p.roi, [k.roi for k in kept]):
+            kept.append(p)
     return kept
 
 
@@ -266,12 +281,11 @@ class MediaPipeTorchHandDetector:
             tracked[k] = state.rois if ok else []
         searched = [k for k in ks if len(tracked[k]) < self.max_hands]
         grids = {k: tiling.frame_tiles(self.detection_tiling, *sizes[k]) for k in searched}
-        tile_only: Dict[int, List[Roi]] = {}
-        palm_rois = self._palm_rois(images, sizes, grids, {k: items[k][0] for k in searched}, tile_only)
+        palms = self._palm_rois(images, sizes, grids, {k: items[k][0] for k in searched})
         tiled = {k for k in searched if grids[k]}
-        hands = [_Hand(k, roi, k in tiled and not any(roi is t for t in tracked[k]),
-                       any(roi is t for t in tile_only.get(k, ())))
-                 for k in ks for roi in associate(palm_rois.get(k, []), tracked[k], min_iou=TRACKING_IOU)]
+        hands = [hand for k in ks for hand in associate(
+            [_Hand(k, p.roi, refine=k in tiled, verify=p.tiles_only) for p in palms.get(k, [])],
+            [_Hand(k, roi) for roi in tracked[k]], min_iou=TRACKING_IOU, key=lambda hand: hand.roi)]
         hands.sort(key=lambda hand: (hand.item, hand.refine))  # grouped by image; tracked hands first
         reads = [self._read(hand, out, *sizes[hand.item]) for hand, out in zip(hands, self._landmarks(images, hands))]
         self._refine(images, sizes, hands, reads)
@@ -348,22 +362,20 @@ class MediaPipeTorchHandDetector:
         """Whether a hand of a frame with tiles whose landmarks give ``roi`` is a new hand, not
         one already kept (its landmark ROI overlapping, IoU > ``TRACKING_IOU``, as MediaPipe
         associates ROIs), and ``max_hands`` are not yet kept; records it in ``kept``."""
-        if len(kept) >= self.max_hands or any(iou(roi, r) > TRACKING_IOU for r in kept):
+        if len(kept) >= self.max_hands or _overlaps_any(roi, kept):
             return False
         kept.append(roi)
         return True
 
     def _palm_rois(self, images, sizes, grids: Dict[int, Tuple[tiling.Tile, ...]],
-                   cameras: Optional[Dict[int, str]] = None,
-                   tile_only: Optional[Dict[int, List[Roi]]] = None) -> Dict[int, List[Roi]]:
-        """Hand ROIs from the palm detector for the images ``k`` of ``grids`` (each image's
-        tiles, ``tiling.frame_tiles``): the whole frames and the tiles scanned on them
+                   cameras: Optional[Dict[int, str]] = None) -> Dict[int, List[_Palm]]:
+        """Palms (hand ROIs) from the palm detector for the images ``k`` of ``grids`` (each
+        image's tiles, ``tiling.frame_tiles``): the whole frames and the tiles scanned on them
         (``_tiles_to_scan``) in one forward; per image, the tile palm candidates the tiles are
         for (``_tile_candidates``) are mapped into the whole frame's letterbox coordinates and
         merged with the whole-frame candidates by the weighted NMS; up to ``max_hands`` palms,
-        ``TILED_PALMS`` for an image with tiles. ``tile_only``, when given, receives per image
-        with tiles the returned ROIs whose palm no whole-frame candidate supports (none
-        overlaps it by more than the NMS's IoU): the hands only the tiles found."""
+        ``TILED_PALMS`` for an image with tiles (then ``_best_first``, each marked
+        ``tiles_only`` when no whole-frame candidate supports it)."""
         ks = list(grids)
         if not ks:
             return {}
@@ -386,14 +398,11 @@ class MediaPipeTorchHandDetector:
                                                             for i, t in enumerate(scans[k])])
             pad = palm.letterbox(w, h)[1]
             palms = palm.weighted_nms(candidates)[: max(TILED_PALMS, 2 * self.max_hands) if grids[k] else self.max_hands]
-            rois = [palm.hand_roi(palm.remove_letterbox(p, pad), w, h) for p in palms]
-            out[k] = [r for r in rois if r.is_valid()]
-            if grids[k]:
-                out[k] = _best_first(out[k])
-                if tile_only is not None:
-                    alone = [r for r, p in zip(rois, palms)
-                             if not (palm.iou_one_to_many(p[1:5], whole[:, 1:5]) > palm.NMS_IOU).any()]
-                    tile_only[k] = [r for r in out[k] if any(r is a for a in alone)]
+            found = [_Palm(palm.hand_roi(palm.remove_letterbox(p, pad), w, h),
+                           bool(grids[k]) and not (palm.iou_one_to_many(p[1:5], whole[:, 1:5]) > palm.NMS_IOU).any())
+                     for p in palms]
+            found = [p for p in found if p.roi.is_valid()]
+            out[k] = _best_first(found) if grids[k] else found
         return out
 
     @staticmethod

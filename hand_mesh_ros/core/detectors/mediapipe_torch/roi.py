@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import List, Sequence
+from typing import Callable, List, Sequence, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -75,15 +77,17 @@ def inside_share(a: Roi, b: Roi) -> float:
     return max(iw, 0.0) * max(ih, 0.0) / area if area > 0 else 0.0
 
 
-def associate(*streams: Sequence[Roi], min_iou: float = 0.5) -> List[Roi]:
-    """Merge ROI lists in order; an ROI overlapping (IoU > ``min_iou``) a later one is
-    dropped, so later ROIs win (MediaPipe's AssociationNormRectCalculator: palm ROIs first,
-    then the ROIs tracked from the previous frame's landmarks)."""
-    out: List[Roi] = []
+def associate(*streams: Sequence[T], min_iou: float = 0.5,
+              key: Callable[[T], Roi] = lambda roi: roi) -> List[T]:
+    """Merge lists of ROIs (or of items whose ROI is ``key(item)``) in order; an item whose
+    ROI overlaps (IoU > ``min_iou``) a later one's is dropped, so later items win
+    (MediaPipe's AssociationNormRectCalculator: palm ROIs first, then the ROIs tracked from
+    the previous frame's landmarks)."""
+    out: List[T] = []
     for stream in streams:
-        for roi in stream:
-            out = [r for r in out if iou(roi, r) <= min_iou]
-            out.append(roi)
+        for item in stream:
+            out = [o for o in out if iou(key(item), key(o)) <= min_iou]
+            out.append(item)
     return out
 
 
