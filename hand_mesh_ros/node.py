@@ -8,7 +8,7 @@ The node only wires:
   stamp (``message_filters`` where installed), optionally ``depth``; ``image_topics: [T, ...]``
   for several cameras (camera info on ``<namespace of T>/camera_info``);
 * a worker loop (``work``; the console script runs it in the main thread and spins the
-  executor in a second one, see ``worker_thread``): takes the newest frame of every camera
+  executor in a second one, ``ros.executor_thread``, see ``worker_thread``): takes the newest frame of every camera
   (``LatestFrames``: when processing
   is slower than the cameras, old frames are dropped and counted, never queued), runs the
   pipeline on them as one batch, and publishes;
@@ -46,6 +46,7 @@ from hand_mesh_ros.ros import camera_inputs, dds_profile, diagnostics
 from hand_mesh_ros.ros.camera_inputs import Frame, LatestFrames, transport_topic
 from hand_mesh_ros.ros.camera_stream import CameraStream, FrameSkip
 from hand_mesh_ros.ros.diagnostics import CameraTopics, DiagnosticsPublisher, NodeDiagnostics
+from hand_mesh_ros.ros.executor_thread import ExecutorThread
 from hand_mesh_ros.ros.parameters import declare_parameters
 from hand_mesh_ros.ros.publishers import HandPublishers
 from hand_mesh_ros.ros.sync import stamp_ns
@@ -271,8 +272,7 @@ def main(args=None) -> int:
         return 0
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=_spin, args=(executor,), name="hand_mesh_executor", daemon=True)
-    spinner.start()
+    spinner = ExecutorThread(executor, logger, on_error=node.counters.error, name="hand_mesh_executor").start()
     try:
         node.work()  # until Ctrl-C / shutdown
     except KeyboardInterrupt:
@@ -282,19 +282,11 @@ def main(args=None) -> int:
         # not interrupt the clean-up (a KeyboardInterrupt traceback, exit code -2)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         summary = node.summary()
-        executor.shutdown(timeout_sec=2.0)
+        spinner.stop()  # no callback runs under destroy_node
         node.destroy_node()
         logger.info(f"stopped: {summary}")
         rclpy.try_shutdown()
     return 0
-
-
-def _spin(executor) -> None:
-    """The executor's loop (subscriptions, timers) in its own thread, until shutdown."""
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
 
 
 if __name__ == "__main__":

@@ -130,6 +130,8 @@ class Listener:
         from hand_mesh_msgs.msg import HandMeshArray
         from rclpy.qos import QoSProfile
 
+        from hand_mesh_ros.ros.executor_thread import ExecutorThread
+
         self.ctx = rclpy.context.Context()
         rclpy.init(args=["listener"], context=self.ctx, domain_id=DOMAIN_ID)
         self.node = rclpy.create_node(name, context=self.ctx)
@@ -140,8 +142,7 @@ class Listener:
                                       QoSProfile(depth=20))
         self.executor = rclpy.executors.MultiThreadedExecutor(num_threads=2, context=self.ctx)
         self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = ExecutorThread(self.executor, self.node.get_logger(), context=self.ctx).start()
 
     def _rec(self, store):
         def cb(msg):
@@ -167,6 +168,6 @@ class Listener:
     def close(self):
         import rclpy
 
-        self.executor.shutdown(timeout_sec=2)
+        self.spinner.stop()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.ctx)

@@ -43,6 +43,7 @@ from hand_mesh_ros.ros.camera_inputs import Frame  # noqa: E402
 from hand_mesh_ros.core.types import JOINT_NAMES, RIGHT  # noqa: E402
 from hand_mesh_ros.ros.camera_publisher import camera_info_msg  # noqa: E402
 from hand_mesh_ros.ros import real_packages  # noqa: E402
+from hand_mesh_ros.ros.executor_thread import ExecutorThread  # noqa: E402
 from hand_mesh_ros.ros.image_conversion import rgb_to_image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -313,8 +314,7 @@ class Listener:
         self.info_pub = n.create_publisher(CameraInfo, "/camera_info", rel)
         self.executor = rclpy.executors.SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(n)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = ExecutorThread(self.executor, self.node.get_logger(), context=self.ctx).start()
 
     def _rec(self, store):
         def cb(msg):
@@ -323,7 +323,7 @@ class Listener:
         return cb
 
     def close(self):
-        self.executor.shutdown(timeout_sec=2)
+        self.spinner.stop()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.ctx)
 
@@ -619,8 +619,7 @@ class InProcess:
         self.executor = rclpy.executors.SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         self.executor.add_node(self.test)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = ExecutorThread(self.executor, self.node.get_logger(), context=self.ctx).start()
 
     def publisher(self, msg_type, topic):
         # best-effort publisher, as a camera driver with sensor-data QoS
@@ -630,7 +629,7 @@ class InProcess:
         return pub
 
     def close(self):
-        self.executor.shutdown(timeout_sec=2)
+        self.spinner.stop()
         self.node.destroy_node()
         self.test.destroy_node()
         rclpy.try_shutdown(context=self.ctx)
