@@ -33,6 +33,7 @@ from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
 from hand_mesh_ros.frames import FrameSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_range  # noqa: E402
 import hand_scenes as hs  # noqa: E402
 from test_mediapipe_torch_detector import ForwardSpy  # noqa: E402
 
@@ -393,12 +394,36 @@ def test_large_hands_barely_move_with_tiling(detectors, hands_data):
         _assert_close_to_reference(d, ref.keypoints_2d, STATIC_SPREAD)
 
 
+@pytest.fixture(scope="module")
+def mid_size_scenes(hands_data, detectors):
+    """``bench_range``'s 1280x720 scenes of 160 px crops (its seed 13) whose palms fill
+    0.28-0.40 of a 192 px tile, where the palm network scores them 0.9 and more (coarser
+    tiles: 0.5-0.9, or misplaced): numbers 6, 11 and 23, (frame, pasted hand) each."""
+    hands, photos = hs.source_hands(hands_data, detectors()), hs.backgrounds()
+    rng = np.random.default_rng(bench_range._seed(13, (1280, 720), 160))
+    scenes = [hs.scene(rng, photos, hands, (1280, 720), 160) for _ in range(24)]
+    return [scenes[k] for k in (6, 11, 23)]
+
+
+@pytest.mark.parametrize("noise_seed", [None, 1])
+def test_a_palm_filling_a_third_of_a_fine_tile_is_found(detectors, mid_size_scenes, noise_seed, monkeypatch):
+    """A tile keeps palms up to ``tiling.MAX_PALM_SHARE`` (1 / 2.6) of its side: the three
+    hands are found (with a share of 0.25 they are not: shown on the frames as they are)."""
+    det = detectors(detection_tiling="auto")
+    for frame, pasted in mid_size_scenes:
+        assert hs.found(det.detect(_perturbed(frame, noise_seed)), pasted), pasted.source
+    if noise_seed is None:
+        monkeypatch.setattr(tiling, "MAX_PALM_SHARE", 0.25)
+        missed = [not hs.found(det.detect(frame), pasted) for frame, pasted in mid_size_scenes]
+        assert sum(missed) >= 2, missed
+
+
 @pytest.mark.parametrize("noise_seed", [None, 1, 2])
 def test_a_large_hand_keeps_its_whole_frame_region(detectors, hands_data, noise_seed):
     """thumbs-up.png (1920x1280, a ~500 px fist with the thumb up): with tiling, the same
-    hand as the whole-frame search, thumb included, whatever +-1 grey level of noise. The
-    fine tiles' views of its palm, merged into the whole frame's, once shrank its region so
-    that the thumb was lost on some noise seeds (``tiling.MAX_PALM_SHARE``)."""
+    hand as the whole-frame search, thumb included, whatever +-1 grey level of noise. A
+    768 px tile's view of part of its palm, merged into the whole frame's, once shrank its
+    region so that the thumb was lost on some noise seeds (``tiling.parts_of_whole``)."""
     img = _perturbed(hs.read_rgb(hands_data / "mediapipe_samples" / "thumbs-up.png"), noise_seed)
     (off,) = detectors().detect(img)
     (auto,) = detectors(detection_tiling="auto").detect(img)
@@ -441,6 +466,26 @@ def test_tile_palms_map_to_frame_pixels():
     np.testing.assert_allclose(p.box * [w, h, w, h], [tile.x0 + rows[0, 1] * tile.side, tile.y0 + rows[0, 2] * tile.side,
                                                     tile.x0 + rows[0, 3] * tile.side, tile.y0 + rows[0, 4] * tile.side],
                                atol=1e-3)
+
+
+def test_parts_of_a_palm_too_large_for_the_tile_are_left_to_the_whole_frame():
+    """``parts_of_whole``, in letterbox units of a 1920x1080 frame and a 768 px tile (a palm
+    too large for it: long side > 768 / 2.6 = 295 px = 0.154): a tile palm mostly inside such
+    a whole-frame palm is a part; inside a smaller one (two hands under one coarse box), or
+    mostly outside the large one, it is not."""
+    tile = next(t for t in tiling.frame_tiles("auto", *SIZE) if t.side == 768)
+
+    def rows(*boxes):
+        out = np.zeros((len(boxes), 19), np.float32)
+        out[:, 1:5] = np.reshape(boxes, (-1, 4))
+        return out
+
+    part, beside = (0.42, 0.42, 0.52, 0.52), (0.55, 0.42, 0.65, 0.52)
+    large, small = rows((0.40, 0.40, 0.58, 0.58)), rows((0.40, 0.40, 0.54, 0.54))
+    assert tiling.parts_of_whole(rows(part, beside), large, tile, *SIZE).tolist() == [True, False]
+    assert tiling.parts_of_whole(rows(part, beside), small, tile, *SIZE).tolist() == [False, False]
+    assert tiling.parts_of_whole(rows(part), rows(), tile, *SIZE).tolist() == [False]
+    assert tiling.parts_of_whole(rows(), large, tile, *SIZE).tolist() == []
 
 
 @pytest.mark.parametrize("count", [1, 8, 18, 125])

@@ -139,7 +139,7 @@ def test_landmark_z_and_world_follow_mediapipe(golden_mediapipe, hands_data, cac
     det = _detector(cache_dir, static_image_mode=True)
     h, w = img.shape[:2]
     images = {0: det._image(img)}
-    rois = det._palm_rois(images, {0: (w, h)}, {0: ()})[0]
+    rois = [p.roi for p in det._palm_rois(images, {0: (w, h)}, {0: ()})[0]]
     from hand_mesh_ros.core.detectors.mediapipe_torch.detector import _Hand
     raw, _, _, _ = det._landmarks(images, [_Hand(0, rois[0])])[0]
     lm = lmk.project_landmarks(raw, rois[0], w, h)

@@ -72,7 +72,8 @@ REFINE_PASSES = 4
 #: the landmark network; a hand MediaPipe's own whole-frame search finds keeps its rule, a
 #: presence above ``min_score``: a blurred video hand converges only to 0.87).
 #: Measured with 192 px pyramids (``hand_scenes``, 1280x720 and 1920x1080, static mode, one
-#: torch thread): 307 real hands of 56-240 px, 0.955-0.998 (5 % below 0.979); the 15 false
+#: torch thread) over all new hands of frames with tiles, a superset of those the rule now
+#: applies to: 307 real hands of 56-240 px, 0.955-0.998 (5 % below 0.979); the 15 false
 #: palms of 300 hand-free mosaics that got past the first read, 0.858 at most.
 NEW_HAND_PRESENCE = 0.9
 #: Frames with tiles: a new hand whose landmark ROI has at most this share of another hand's
@@ -394,8 +395,9 @@ class MediaPipeTorchHandDetector:
             w, h = sizes[k]
             candidates = whole = rows[index == first[k]]
             if scans[k]:
-                candidates = np.concatenate([candidates] + [self._tile_candidates(rows[index == first[k] + 1 + i], t, w, h)
-                                                            for i, t in enumerate(scans[k])])
+                tile_rows = (rows[index == first[k] + 1 + i] for i in range(len(scans[k])))
+                candidates = np.concatenate([whole] + [self._tile_candidates(r, whole, t, w, h)
+                                                       for r, t in zip(tile_rows, scans[k])])
             pad = palm.letterbox(w, h)[1]
             palms = palm.weighted_nms(candidates)[: max(TILED_PALMS, 2 * self.max_hands) if grids[k] else self.max_hands]
             found = [_Palm(palm.hand_roi(palm.remove_letterbox(p, pad), w, h),
@@ -406,10 +408,12 @@ class MediaPipeTorchHandDetector:
         return out
 
     @staticmethod
-    def _tile_candidates(rows: np.ndarray, tile: tiling.Tile, w: int, h: int) -> np.ndarray:
-        """A tile's palm candidates that are the tile's to find (``tiling.tile_rejects``), in
-        the whole frame's letterbox coordinates."""
-        return tiling.to_letterbox(rows[~tiling.tile_rejects(rows, tile)], tile, w, h)
+    def _tile_candidates(rows: np.ndarray, whole: np.ndarray, tile: tiling.Tile, w: int, h: int) -> np.ndarray:
+        """A tile's palm candidates that are the tile's to find (``tiling.tile_rejects``, not
+        ``tiling.parts_of_whole`` of the whole-frame candidates ``whole``), in the whole
+        frame's letterbox coordinates."""
+        rows = tiling.to_letterbox(rows[~tiling.tile_rejects(rows, tile)], tile, w, h)
+        return rows[~tiling.parts_of_whole(rows, whole, tile, w, h)]
 
     def _tiles_to_scan(self, camera: str, grid: Tuple[tiling.Tile, ...]) -> List[tiling.Tile]:
         """The tiles of a frame of ``camera`` with tiles ``grid`` scanned on this palm search:

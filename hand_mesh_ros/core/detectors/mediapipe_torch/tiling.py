@@ -51,16 +51,18 @@ answers). A tile's palm candidate is therefore dropped (``tile_rejects``) when i
 grown by ``EDGE_CLEARANCE`` = 0.25 of its long side on every side, comes within
 ``EDGE_MARGIN`` of a tile edge that lies inside the frame; a palm of long side ``p`` is kept
 by some tile of its level when ``1.5 p <= O - 2 EDGE_MARGIN T`` (p <= 0.17 T: crops up to
-0.44 T for the median palm, where the next coarser level sees them at 0.22 x its input,
-42 px); larger palms are kept where they lie clear of the edges, or found by a coarser
-level, where they are smaller; palms larger than ``MAX_PALM_SHARE`` of the tile are always
-left to coarser levels. The remaining tile candidates are mapped into the whole
-frame's letterbox coordinates (``to_letterbox``) and merged with the whole-frame candidates
-by MediaPipe's weighted NMS. The clearance was half a palm until the detector verified new
-hands (below): an elbow cut by a tile edge then came through as a hand under a quarter
-palm. With the verification, a quarter palm (and no clearance at all) gives no detection on
-the elbow frames, and finds more of the hands that a coarser level sees too small (80 /
-160 px hands in 1280x720: 0.93 / 0.93 against 0.87 / 0.83 with half a palm).
+0.44 T for the median palm, where the next coarser level sees them at 0.22 x its input, 42
+px); larger palms are kept where they lie clear of the edges, or found by a coarser level,
+where they are smaller; palms larger than ``MAX_PALM_SHARE`` of the tile (1 / 2.6:
+MediaPipe's hand region around them would not fit in it) are always left to coarser levels,
+and so are the parts of such a palm that a tile sees (``parts_of_whole``: a tile palm mostly
+inside a whole-frame palm too large for the tile). The remaining tile candidates are mapped
+into the whole frame's letterbox coordinates (``to_letterbox``) and merged with the
+whole-frame candidates by MediaPipe's weighted NMS. The clearance was half a palm until the
+detector verified new hands (below): an elbow cut by a tile edge then came through as a hand
+under a quarter palm. With the verification, a quarter palm (and no clearance at all) gives
+no detection on the elbow frames, and finds more of the hands that a coarser level sees too
+small (80 / 160 px hands in 1280x720: 0.93 / 0.93 against 0.87 / 0.83 with half a palm).
 
 One hand, one answer, and only hands. The fingers beyond a tile's edge do not matter: the
 landmark network reads every hand from the full-resolution frame. What the NMS does not
@@ -94,6 +96,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from ....config import BY_NAME, check_value
+from .palm import ROI_SCALE
 from .roi import Roi, crop_affine
 
 #: Tile side [px] of the finest level of ``detection_tiling: auto``: the palm input's own size,
@@ -116,11 +119,17 @@ EDGE_MARGIN = 0.02
 #: ... its box grown first by this share of its long side on every side (a cut palm's box can
 #: lie inside the visible part; module docstring, "Cut palms").
 EDGE_CLEARANCE = 0.25
-#: A tile palm whose box's long side exceeds this share of the tile is left to coarser levels:
-#: its hand (~2.6 palms) cannot lie whole in the tile, and the tile's view of it, merged by
-#: the NMS with a coarser view's, pulled the palm of a 500 px thumbs-up in 1920x1280 from
-#: 869 to 682 px, so the hand's region lost the thumb, depending on +-1 grey level of noise.
-MAX_PALM_SHARE = 0.25
+#: A palm whose box's long side exceeds this share of a tile is left to coarser levels: the
+#: hand region MediaPipe cuts around it (``palm.ROI_SCALE`` palms) would not fit in the tile.
+#: Both when the tile sees that palm (its own box too large) and when the tile sees only a
+#: part of it (its box mostly inside a whole-frame palm too large for the tile,
+#: ``parts_of_whole``). Seen: a 768 px tile that cut the thumb off a 500 px thumbs-up in
+#: 1920x1280 read its fist as a 240 px palm (score 0.86) inside the whole frame's 337 px one
+#: (0.65); merged by the NMS, it shrank the hand's region, which lost the thumb depending on
+#: +-1 grey level of noise. (A share of 0.25 also stopped that, but cost the hands of 160 px
+#: crops in 1280x720, whose palms fill 0.28-0.40 of a 192 px tile, where they score 0.9:
+#: recall 0.93 -> 0.83.)
+MAX_PALM_SHARE = 1.0 / ROI_SCALE
 #: ``round_robin``: tiles scanned per palm search of a camera, on average (see ``RoundRobin``).
 ROUND_ROBIN_RATE = Fraction(1, 2)
 #: Phase step between the round-robin schedules of successive cameras (golden-ratio
@@ -259,6 +268,26 @@ def tile_rejects(rows: np.ndarray, tile: Tile, margin: float = EDGE_MARGIN) -> n
     if bottom:
         out |= box[:, 3] + grow > 1.0 - margin
     return out
+
+
+def parts_of_whole(rows: np.ndarray, whole: np.ndarray, tile: Tile, width: int, height: int) -> np.ndarray:
+    """(K,) bool: which palm candidates of ``tile`` are parts of a palm too large for it:
+    more than half of their box's area lies inside the box of a whole-frame candidate whose
+    long side exceeds ``MAX_PALM_SHARE`` of the tile's side.
+
+    Args:
+        rows: (K, 19) candidates of ``tile`` and ``whole``: (M, 19) candidates of the whole
+            ``width`` x ``height`` frame, both in its letterbox coordinates (``to_letterbox``).
+    """
+    b = whole[:, 1:5]
+    b = b[np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) > MAX_PALM_SHARE * tile.side / max(width, height)]
+    if not len(rows) or not len(b):
+        return np.zeros(len(rows), bool)
+    a, b = rows[:, None, 1:5], b[None]
+    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    area = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    return (np.clip(iw, 0, None) * np.clip(ih, 0, None) > 0.5 * area).any(axis=1)
 
 
 def to_letterbox(rows: np.ndarray, tile: Tile, width: int, height: int) -> np.ndarray:
