@@ -26,7 +26,7 @@ demo: setup
 	$(PY) -m hand_mesh_ros.demo --input $(INPUT) $(DEMO_ARGS)
 
 bench: setup
-	$(PY) benchmarks/bench_pipeline.py --input $(INPUT)
+	$(PY) benchmarks/bench_pipeline.py --input $(INPUT) $(BENCH_ARGS)
 
 bench-latency: setup
 	$(PY) benchmarks/bench_latency.py --input $(INPUT) $(BENCH_ARGS)

@@ -55,6 +55,9 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = REPO.parent / "shared" / "data" / "hands" / "mediapipe_samples" / "hand_landmarker_test_video.mp4"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_args import frame_sizes  # noqa: E402
+
 CAMERA_OFFSET = 40
 
 
@@ -226,7 +229,7 @@ def main() -> None:
         raise SystemExit("bench_detector: --device cuda but torch.cuda.is_available() is False")
     if args.precisions is None:
         args.precisions = "bf16,fp16,fp32" if args.device == "cuda" else "fp32"
-    args.size_list = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    args.size_list = frame_sizes(args.sizes)
     args.camera_list = [int(c) for c in args.cameras.split(",")]
     if args.memory_child:
         memory_child(args)
@@ -255,7 +258,7 @@ def main() -> None:
         print(f"tiling (torch, model {args.models.split(',')[0]}; ms per camera image; extra vs whole frame):")
         print(f"{'size':>9} {'cams':>4} {'tiles':>5} {'whole':>7} {'all':>7} {'extra':>7} {'round_robin':>11} "
               f"{'extra':>7} {'acquire [frames]':>16}")
-        for size in [tuple(int(v) for v in s.split("x")) for s in args.tiling_sizes.split(",")]:
+        for size in frame_sizes(args.tiling_sizes):
             n = len(tiling.frame_tiles("auto", *size))
             for cameras in [int(c) for c in args.tiling_cameras.split(",")]:
                 r = bench_tiling(args, size, cameras)

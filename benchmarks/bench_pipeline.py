@@ -3,7 +3,9 @@
 Usage::
 
     python benchmarks/bench_pipeline.py --input VIDEO [--max-frames N] [--warmup K] [--device cpu]
+                                        [--size WxH] [--detection-tiling auto] [--tile-scan round_robin]
     make bench
+    make bench BENCH_ARGS="--size 1280x720"     # what tiling costs a 1280x720 stream
 
 Over the same decoded frames (RGB, in memory), two MediaPipe graphs in tracking (video)
 mode, each frame given to both in turn (so both see the same load of a shared machine):
@@ -19,6 +21,12 @@ mode, each frame given to both in turn (so both see the same load of a shared ma
 Statistics are ms per frame (mean, p50, p90) over all frames after the first ``--warmup``
 (graph start-up, first allocations); then the fit's cost per hand (regress / hands) and
 whole / detection alone.
+
+``--size`` resizes the frames (``cv2.INTER_AREA``) first; the pipeline's detector follows
+the node's defaults (``detector: auto``, ``detection_tiling``, ``tile_scan``), so frames
+larger than 640x480 get the tiled palm search of ``mediapipe_torch``, while "detection
+alone" stays MediaPipe's graph on the whole frame — what ``detection_tiling: off`` runs on
+the CPU: pipeline detect / detection alone is then what the tiles cost a stream.
 """
 from __future__ import annotations
 
@@ -35,16 +43,24 @@ import numpy as np
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_args import frame_size  # noqa: E402
+from hand_mesh_ros.config import BY_NAME  # noqa: E402
 
 
-def read_frames(path: str, max_frames: int) -> List[np.ndarray]:
-    """Decode up to ``max_frames`` frames (0 = all) as (H, W, 3) uint8 RGB."""
+def read_frames(path: str, max_frames: int, size=None) -> List[np.ndarray]:
+    """Decode up to ``max_frames`` frames (0 = all) as (H, W, 3) uint8 RGB, resized to
+    ``size`` (w, h) when given."""
+    import cv2
+
     from hand_mesh_ros.frames import FrameSource, InputError
 
     try:
         frames = [f.image for f in FrameSource(path, max_frames or None)]
     except InputError as e:
         raise SystemExit(f"bench_pipeline: {e}")
+    if size is not None:
+        frames = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
     if not frames:
         raise SystemExit(f"bench_pipeline: no frames in {path}")
     return frames
@@ -91,10 +107,12 @@ def bench(frames, args):
     from hand_mesh_ros.core.pipeline import HandMeshPipeline, PipelineConfig
     from hand_mesh_ros.core.render import render_overlay
 
-    # the default detector: on the CPU, MediaPipe's graph for these frames (no tiles below 640x480)
+    # the default detector: on the CPU, MediaPipe's graph for frames without tiles (640x480
+    # and smaller), mediapipe_torch with tiles for larger ones
     pipe = HandMeshPipeline(PipelineConfig(regressor="fit", device=args.device,
                                            max_hands=args.max_hands, min_score=args.min_score,
-                                           static_image_mode=False))
+                                           static_image_mode=False, detection_tiling=args.detection_tiling,
+                                           tile_scan=args.tile_scan))
     builder, note = _message_builder()
     rows: Dict[str, List[float]] = {}
     hands_count = []
@@ -139,6 +157,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="torch device of the fit: auto | cpu | cuda")
     ap.add_argument("--max-hands", type=int, default=2)
     ap.add_argument("--min-score", type=float, default=0.5)
+    ap.add_argument("--size", type=frame_size, help="resize the frames to WxH first (e.g. 1280x720)")
+    ap.add_argument("--detection-tiling", default=BY_NAME["detection_tiling"].default)
+    ap.add_argument("--tile-scan", default=BY_NAME["tile_scan"].default)
     args = ap.parse_args(argv)
     if not Path(args.input).exists():
         print(f"bench_pipeline: input not found: {args.input}", file=sys.stderr)
@@ -146,7 +167,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    frames = read_frames(args.input, args.max_frames)
+    frames = read_frames(args.input, args.max_frames, args.size)
     if len(frames) <= args.warmup:
         print(f"bench_pipeline: need more than --warmup={args.warmup} frames, got {len(frames)}", file=sys.stderr)
         return 2
@@ -157,6 +178,8 @@ def main(argv=None) -> int:
     print(f"input: {args.input} ({len(frames)} frames {wd}x{h}; stats over frames {w}..{len(frames) - 1})")
     print(f"hand model: {pipe.hand_model.name}, fit device: {pipe.device}, torch threads: {torch.get_num_threads()}, "
           f"hands per frame (mean): {np.mean(hands_count[w:]):.2f}")
+    print(f"detector: {pipe.detector_name} (detection_tiling {args.detection_tiling}, tile_scan {args.tile_scan}); "
+          f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if note:
         print(f"NOTE: {note}")
     order = ["detect", "track", "regress", "place", "process (wall)", "message build", "message serialize",
@@ -171,7 +194,8 @@ def main(argv=None) -> int:
     n_hands = int(np.sum(hands_count[w:]))
     if n_hands:
         print(f"fit per hand: {np.sum(rows['regress'][w:]) / n_hands:.2f} ms mean ({n_hands} hands)")
-    d, whole = stats(det_ms[w:]), stats(rows["whole"][w:])
+    d, whole, detect = stats(det_ms[w:]), stats(rows["whole"][w:]), stats(rows["detect"][w:])
+    print(f"pipeline detect / detection alone: mean {detect['mean'] / d['mean']:.2f}x, p50 {detect['p50'] / d['p50']:.2f}x")
     print(f"whole / detection alone: mean {whole['mean'] / d['mean']:.2f}x, p50 {whole['p50'] / d['p50']:.2f}x "
           f"(whole = {'process + message build + serialize' if not note else 'process only'}; "
           f"{1e3 / whole['mean']:.1f} FPS vs {1e3 / d['mean']:.1f} FPS)")

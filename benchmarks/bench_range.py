@@ -43,6 +43,8 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_args import frame_sizes  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data" / "hands"
 
 
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
             args.json.write_text(json.dumps({"palm_response": {str(c): v for c, v in table.items()}}, indent=1))
         return 0
 
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    sizes = frame_sizes(args.sizes)
     crops = [int(c) for c in args.crops.split(",") if c]  # --crops "": false positives only
     from hand_mesh_ros.core.detectors.mediapipe_torch.tiling import parse_tiling
 
