@@ -8,10 +8,10 @@ The node only wires:
   stamp (``message_filters`` where installed), optionally ``depth``; ``image_topics: [T, ...]``
   for several cameras (camera info on ``<namespace of T>/camera_info``);
 * a worker loop (``work``; the console script runs it in the main thread and spins the
-  executor in a second one, ``ros.executor_thread``, see ``worker_thread``): takes the newest frame of every camera
-  (``LatestFrames``: when processing
-  is slower than the cameras, old frames are dropped and counted, never queued), runs the
-  pipeline on them as one batch, and publishes;
+  executor in a second one, ``ros.executor_thread``, see ``worker_thread``): takes the
+  newest frame of every camera (``LatestFrames``: when processing is slower than the
+  cameras, old frames are dropped and counted, never queued), runs the pipeline on them as
+  one batch, and publishes;
 * outputs (``ros.publishers.HandPublishers``): ``hands/mesh``, ``hands/markers``, ``/tf``,
   ``hands/overlay``, all with the source image's header;
 * ``/diagnostics`` (``ros.diagnostics``), from the one set of counters (``self.counters``)
