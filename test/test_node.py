@@ -451,6 +451,13 @@ def _wait_for_result_of(listener, stamp_ns, proc, log, timeout=60):
           timeout, "the HandMeshArray of the last published image", proc, log)
 
 
+def _wait_for_tf_of(listener, stamp_ns, proc, log, timeout=30):
+    """Until the /tf of the frame stamped ``stamp_ns`` is in: the node sends it after the
+    frame's HandMeshArray, on another topic, so on a loaded machine it can arrive later."""
+    _wait(lambda: any(_ns(t.header.stamp) == stamp_ns for m in list(listener.tf) for t in m.transforms),
+          timeout, "the /tf of the last result", proc, log)
+
+
 def _check_hand_geometry(h, faces=True, source=1, log=None):
     v = np.asarray(h.vertices, np.float32).reshape(-1, 3)
     j = np.asarray(h.joints, np.float32).reshape(21, 3)
@@ -492,6 +499,7 @@ class TestNodeProcess:
         # markers are published after the mesh of the same frame
         _wait(lambda: len(_snapshot(listener, t0)[2]) >= len(_snapshot(listener, t0)[1]), 10, "the last markers",
               proc, log)
+        _wait_for_tf_of(listener, _ns(_snapshot(listener, t0)[1][-1].header.stamp), proc, log)
         imgs, meshes, markers, tfs = _snapshot(listener, t0)
         img_stamps = {_ns(m.header.stamp) for m in imgs}
         assert meshes, "no HandMeshArray"

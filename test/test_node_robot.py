@@ -23,7 +23,7 @@ from hand_mesh_ros.core.types import JOINT_NAMES, RIGHT, TRANSLATION_ASSUMED, TR
 from hand_mesh_ros.ros.camera_publisher import camera_info_msg  # noqa: E402
 from hand_mesh_ros.ros.image_conversion import depth_to_compressed_depth, depth_to_image  # noqa: E402
 from test_node import (FRAME, VIA, InProcess, _img_msg, _init, _ns, _publish_until, _run_camera,  # noqa: E402
-                       _skipped_total, _snapshot, _wait, ctx, node_process, via_of)
+                       _skipped_total, _snapshot, _wait, _wait_for_tf_of, ctx, node_process, via_of)
 
 
 @pytest.fixture
@@ -334,6 +334,7 @@ def test_missing_camera_info_is_loud_then_assumed_then_recovered(tmp_path, hand_
         listener.info_pub.publish(camera_info_msg(640, 427, last.header, fx=600.0, fy=600.0))
         _wait(lambda: _skipped_total(listener, "duplicate_stamp") >= 1, 30,
               "the re-sent frame skipped as duplicate_stamp on /diagnostics", proc, log)
+        _wait_for_tf_of(listener, _ns(last.header.stamp), proc, log)
         _, meshes, _, tfs = _snapshot(listener, t1)
         # (the first frame after the switch may go out alone, before its CameraInfo arrives)
         assert len(meshes) >= 3 and all(m.hands[0].translation_source == TRANSLATION_INTRINSICS for m in meshes[1:])
@@ -390,6 +391,7 @@ def test_use_sim_time_stamps_from_the_bag_clock(tmp_path, hand_rgb, ros_packages
             time.sleep(0.1)
         _wait(lambda: any(_ns(m.header.stamp) == _ns(sent[-1].header.stamp) for m in list(listener.meshes)),
               30, "the result of the last frame", proc, log)
+        _wait_for_tf_of(listener, _ns(sent[-1].header.stamp), proc, log)
         _wait(lambda: any(a.header.stamp.sec >= 1000 for a in list(listener.diagnostics)), 5,
               "/diagnostics in bag time", proc, log)
         _, meshes, _, tfs = _snapshot(listener, bag_t - 1)
