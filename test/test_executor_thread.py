@@ -38,6 +38,12 @@ def _thread_errors(monkeypatch):
     return seen
 
 
+def _executor_thread(ctx, node, executor):
+    """An ``ExecutorThread`` of the graph, not started, and the list its ``on_error`` fills."""
+    errors = []
+    return ExecutorThread(executor, node.get_logger(), context=ctx, on_error=lambda: errors.append(1)), errors
+
+
 def test_stop_returns_only_after_the_running_callback(graph, monkeypatch):
     """A timer callback is in progress when the node shuts down. It waits (at most 2 s) for
     destroy_node, then publishes: with rclpy's shutdown alone the node is destroyed under it
@@ -56,8 +62,8 @@ def test_stop_returns_only_after_the_running_callback(graph, monkeypatch):
         outcome.append("published")
 
     node.create_timer(0.01, callback)
-    errors = []
-    spinner = ExecutorThread(executor, node.get_logger(), context=ctx, on_error=lambda: errors.append(1)).start()
+    spinner, errors = _executor_thread(ctx, node, executor)
+    spinner.start()
     assert entered.wait(WAIT_S), "the timer never fired"
     assert spinner.stop(WAIT_S)
     node.destroy_node()
@@ -78,8 +84,8 @@ def test_a_callback_error_is_counted_and_spinning_goes_on(graph, monkeypatch):
         again.set()
 
     node.create_timer(0.01, callback)
-    errors = []
-    spinner = ExecutorThread(executor, node.get_logger(), context=ctx, on_error=lambda: errors.append(1)).start()
+    spinner, errors = _executor_thread(ctx, node, executor)
+    spinner.start()
     assert again.wait(WAIT_S), "spinning stopped after the callback's exception"
     assert spinner.stop(WAIT_S)
     node.destroy_node()
@@ -93,8 +99,7 @@ def test_a_callback_error_during_shutdown_is_not_an_error(graph, monkeypatch, ho
     ctx, node, executor = graph
     dead = _thread_errors(monkeypatch)
     entered, raised = threading.Event(), threading.Event()
-    errors = []
-    spinner = ExecutorThread(executor, node.get_logger(), context=ctx, on_error=lambda: errors.append(1))
+    spinner, errors = _executor_thread(ctx, node, executor)
 
     def callback():
         if entered.is_set():
